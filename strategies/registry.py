@@ -1,0 +1,176 @@
+"""The strategy registry: one spec per querying strategy, keyed by its snake_case name.
+
+A strategy is a pure function ``fn(pool, query_size, *, generator, **params) -> Selection``
+registered with `register_strategy`, which records what it needs from INFER
+and wraps it so every call validates its inputs and its output. Third-party
+packages add strategies through the entry-point group ``alsweep.strategies``:
+each entry point names a module (or object) whose import registers them.
+
+    from strategies import get_strategy
+    spec = get_strategy("bald")
+    selection = spec(pool, 64, generator=torch.Generator().manual_seed(0))
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from strategies.errors import StrategyInputError, UnknownNameError
+from strategies.pool_view import (
+    NEED_FIELDS,
+    PoolView,
+    Selection,
+    validate_pool,
+    validate_query_size,
+    validate_selection,
+)
+
+ENTRY_POINT_GROUP = "alsweep.strategies"
+
+StrategyFn = Callable[..., Selection]
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """What the registry knows of a strategy.
+
+    Attributes:
+        name: snake_case key, used end to end (config file, MLflow tag, leaderboard row).
+        version: bumped whenever the output changes for the same input; logged with every run.
+        needs: the `PoolView` inputs INFER must compute (keys of ``NEED_FIELDS``).
+        batch_aware: True if the B picks are chosen jointly (not a top-B of independent scores).
+        paper: the reference the implementation follows.
+        fn: the validating callable (the decorated function).
+        defaults: keyword parameters the strategy accepts, with their defaults.
+    """
+
+    name: str
+    version: str
+    needs: tuple[str, ...]
+    batch_aware: bool
+    paper: str
+    fn: StrategyFn = field(repr=False)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self, pool: PoolView, query_size: int, *, generator: torch.Generator, **params: Any) -> Selection:
+        return self.fn(pool, query_size, generator=generator, **params)
+
+    def check_params(self, params: Mapping[str, Any], key_prefix: str = "strategy.params") -> None:
+        """Raise StrategyInputError naming the key if ``params`` has a name the strategy does not take."""
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            allowed = ", ".join(sorted(self.defaults)) or "none"
+            raise StrategyInputError(
+                f"{self.name}: unknown parameter '{key_prefix}.{unknown[0]}'; allowed: {allowed}"
+            )
+
+
+_REGISTRY: dict[str, StrategySpec] = {}
+_entry_points_loaded = False
+
+
+def _keyword_defaults(fn: StrategyFn, name: str) -> dict[str, Any]:
+    """The tunable keyword-only parameters of ``fn``: all but ``generator``, each with a default."""
+    signature = inspect.signature(fn)
+    positional = [p for p in signature.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    keyword = {p.name: p for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY}
+    if len(positional) != 2 or "generator" not in keyword:
+        raise TypeError(f"strategy '{name}' must have the signature fn(pool, query_size, *, generator, **params)")
+    defaults = {}
+    for param_name, param in keyword.items():
+        if param_name == "generator":
+            continue
+        if param.default is param.empty:
+            raise TypeError(f"strategy '{name}': keyword parameter '{param_name}' needs a default")
+        defaults[param_name] = param.default
+    return defaults
+
+
+def register_strategy(
+    *, name: str, version: str, needs: tuple[str, ...] = (), batch_aware: bool = False, paper: str = ""
+) -> Callable[[StrategyFn], StrategyFn]:
+    """Decorator: register ``fn`` under ``name`` and return it wrapped with input/output validation.
+
+    The returned function keeps ``fn``'s name and docstring and carries its
+    `StrategySpec` as ``.spec``.
+    """
+    if not name.isidentifier() or name != name.lower():
+        raise ValueError(f"strategy name must be snake_case; got '{name}'")
+    unknown_needs = sorted(set(needs) - set(NEED_FIELDS))
+    if unknown_needs:
+        raise ValueError(f"strategy '{name}': unknown needs {unknown_needs}; allowed: {sorted(NEED_FIELDS)}")
+    needs = tuple(needs)
+
+    def decorator(fn: StrategyFn) -> StrategyFn:
+        defaults = _keyword_defaults(fn, name)
+
+        @functools.wraps(fn)
+        def validated(pool: PoolView, query_size: int, *, generator: torch.Generator, **params: Any) -> Selection:
+            query_size = validate_query_size(name, query_size)
+            if not isinstance(generator, torch.Generator):
+                raise StrategyInputError(
+                    f"{name}: 'generator' must be a torch.Generator; got {type(generator).__name__}"
+                )
+            spec.check_params(params, key_prefix="params")
+            validate_pool(name, pool, needs)
+            selection = fn(pool, query_size, generator=generator, **params)
+            validate_selection(name, selection, pool.size, query_size)
+            return selection
+
+        spec = StrategySpec(
+            name=name,
+            version=str(version),
+            needs=needs,
+            batch_aware=batch_aware,
+            paper=paper,
+            fn=validated,
+            defaults=MappingProxyType(defaults),
+        )
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing.fn.__module__ + existing.fn.__qualname__ != fn.__module__ + fn.__qualname__:
+            raise ValueError(f"strategy '{name}' is already registered by {existing.fn.__module__}")
+        _REGISTRY[name] = spec
+        validated.spec = spec  # type: ignore[attr-defined]
+        return validated
+
+    return decorator
+
+
+def _load_entry_points() -> None:
+    """Import third-party strategy modules once; a broken plugin warns instead of breaking the suite."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry_point.load()
+        except Exception as error:  # noqa: BLE001 - any import failure of foreign code
+            warnings.warn(
+                f"alsweep: could not load strategy plugin '{entry_point.name}' ({entry_point.value}): {error}",
+                stacklevel=2,
+            )
+
+
+def available_strategies() -> tuple[str, ...]:
+    """Sorted names of all registered strategies, plugins included."""
+    _load_entry_points()
+    return tuple(sorted(_REGISTRY))
+
+
+def get_strategy(name: str) -> StrategySpec:
+    """The spec registered under ``name``; UnknownNameError lists valid names and the closest one."""
+    _load_entry_points()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("strategy", name, _REGISTRY, key="strategy.name") from None

@@ -1,0 +1,65 @@
+"""Greedy k-center against a float64 brute-force reference."""
+
+from __future__ import annotations
+
+import torch
+
+from kernels.kcenter import greedy_k_center, min_squared_distances
+
+
+def reference_k_center(emb: torch.Tensor, labelled: torch.Tensor, num_picks: int, first_pick: int) -> list[int]:
+    emb = emb.double()
+    centres = labelled.double()
+    picks: list[int] = []
+    for b in range(num_picks):
+        if b == 0 and centres.shape[0] == 0:
+            pick = first_pick
+        else:
+            distances = torch.cdist(emb, centres).min(dim=1).values
+            distances[picks] = -1.0
+            pick = int(distances.argmax())
+        picks.append(pick)
+        centres = torch.cat([centres, emb[pick : pick + 1]])
+    return picks
+
+
+def test_min_squared_distances_matches_float64_in_blocks():
+    generator = torch.Generator().manual_seed(0)
+    emb = torch.randn(1000, 16, generator=generator)
+    centres = torch.randn(300, 16, generator=generator)
+    expected = torch.cdist(emb.double(), centres.double()).min(dim=1).values.square()
+    got = min_squared_distances(emb, centres, chunk_size=97, centre_chunk_size=41)
+    torch.testing.assert_close(got.double(), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_min_squared_distances_is_infinite_without_centres():
+    assert torch.isinf(min_squared_distances(torch.randn(5, 3), torch.empty(0, 3))).all()
+
+
+def test_greedy_picks_match_reference_with_and_without_labelled_set():
+    generator = torch.Generator().manual_seed(1)
+    emb = torch.randn(600, 8, generator=generator)
+    labelled = torch.randn(25, 8, generator=generator)
+    picks, initial = greedy_k_center(emb, labelled, 20, chunk_size=64)
+    assert picks.tolist() == reference_k_center(emb, labelled, 20, first_pick=0)
+    torch.testing.assert_close(initial.double(), torch.cdist(emb.double(), labelled.double()).min(1).values.square(), atol=1e-4, rtol=1e-4)
+    picks_empty, _ = greedy_k_center(emb, torch.empty(0, 8), 15, first_pick=42)
+    assert picks_empty.tolist() == reference_k_center(emb, torch.empty(0, 8), 15, first_pick=42)
+
+
+def test_hand_made_line_picks_extremes_first():
+    # points on a line at 0..10; labelled at 0: farthest is 10, then 5
+    emb = torch.arange(11, dtype=torch.float32).unsqueeze(1)
+    picks, _ = greedy_k_center(emb, torch.zeros(1, 1), 2)
+    assert picks.tolist() == [10, 5]
+
+
+def test_duplicates_never_repeat_a_pick():
+    emb = torch.zeros(10, 4)  # all identical: every distance is 0 after the first pick
+    picks, _ = greedy_k_center(emb, torch.zeros(1, 4), 10)
+    assert sorted(picks.tolist()) == list(range(10))
+
+
+def test_query_larger_than_pool_returns_whole_pool():
+    picks, _ = greedy_k_center(torch.randn(7, 2), torch.randn(3, 2), 50)
+    assert sorted(picks.tolist()) == list(range(7))
