@@ -1,0 +1,261 @@
+"""From a composed Hydra config to validated, typed settings — before any training.
+
+`parse_settings` checks every key the run uses and raises `ConfigError` (or
+`UnknownNameError`) with one line naming the key, the allowed values and what
+was given. `check_against_dataset` adds the checks that need the dataset's
+size. `workflow_id` and `flatten_config` feed MLflow's tags and params.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.datasets import DATASET_NAMES
+from experiments.errors import ConfigError
+from experiments.inference import MC_MODES, InferenceSettings
+from experiments.loop import INITIAL_SELECTIONS, LoopSettings
+from experiments.models import MODEL_NAMES
+from experiments.tracking import TrackingSettings
+from experiments.training import OPTIMIZERS, TrainerSettings
+from strategies import StrategySpec, UnknownNameError, get_strategy
+
+DEVICES = ("auto", "cpu", "cuda")
+#: Config keys that do not change what a run computes: left out of the workflow id.
+NON_WORKFLOW_KEYS = ("seed", "tracking", "hydra")
+
+
+@dataclass(frozen=True)
+class NamedSettings:
+    """A ``dataset`` / ``model`` group: its name plus the options passed to its builder."""
+
+    name: str
+    options: dict
+
+
+@dataclass(frozen=True)
+class DatasetSettings(NamedSettings):
+    root: str | None = None
+    download: bool = True
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    """Everything one AL run reads from its config."""
+
+    seed: int
+    device: str
+    threads: int | None
+    dataset: DatasetSettings
+    model: NamedSettings
+    strategy: StrategySpec
+    strategy_params: dict
+    loop: LoopSettings
+    trainer: TrainerSettings
+    inference: InferenceSettings
+    tracking: TrackingSettings
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_int(key: str, value: Any, minimum: int, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if not _is_int(value) or value < minimum:
+        allowed = f"an integer >= {minimum}" + (" or null" if optional else "")
+        raise ConfigError(f"{key} must be {allowed}; got {value!r}")
+    return int(value)
+
+
+def _check_float(key: str, value: Any, minimum: float, inclusive: bool = True) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not ok or value < minimum or (not inclusive and value == minimum):
+        bound = ">=" if inclusive else ">"
+        raise ConfigError(f"{key} must be a number {bound} {minimum}; got {value!r}")
+    return float(value)
+
+
+def _check_bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false; got {value!r}")
+    return value
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _section(cfg: Mapping, key: str, allowed: tuple[str, ...]) -> dict:
+    node = cfg.get(key)
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"{key} must be a mapping of {', '.join(allowed)}; got {node!r}")
+    values = dict(node)
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown key '{key}.{unknown[0]}'; allowed in '{key}': {', '.join(allowed)}")
+    return values
+
+
+def _field_names(settings_class: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(settings_class))
+
+
+def parse_loop(values: dict) -> LoopSettings:
+    loop = LoopSettings(**values)
+    _check_int("loop.initial_size", loop.initial_size, 0)
+    _check_choice("loop.initial_selection", loop.initial_selection, INITIAL_SELECTIONS)
+    _check_int("loop.query_size", loop.query_size, 1)
+    _check_int("loop.rounds", loop.rounds, 0)
+    _check_int("loop.budget", loop.budget, 1, optional=True)
+    _check_int("loop.pool_subset", loop.pool_subset, 1, optional=True)
+    for key in ("pool_subset_refresh", "record_history", "warm_start"):
+        _check_bool(f"loop.{key}", getattr(loop, key))
+    if loop.budget is not None and loop.budget < loop.initial_size:
+        raise ConfigError(
+            f"loop.budget must be >= loop.initial_size ({loop.initial_size}); got {loop.budget}"
+        )
+    return loop
+
+
+def parse_trainer(values: dict) -> TrainerSettings:
+    trainer = TrainerSettings(**values)
+    _check_int("trainer.epochs", trainer.epochs, 0)
+    _check_int("trainer.min_steps", trainer.min_steps, 0)
+    _check_int("trainer.batch_size", trainer.batch_size, 1)
+    _check_choice("trainer.optimizer", trainer.optimizer, OPTIMIZERS)
+    _check_float("trainer.lr", trainer.lr, 0.0, inclusive=False)
+    _check_float("trainer.weight_decay", trainer.weight_decay, 0.0)
+    _check_float("trainer.momentum", trainer.momentum, 0.0)
+    if trainer.epochs == 0 and trainer.min_steps == 0:
+        raise ConfigError("trainer.epochs and trainer.min_steps are both 0: the model would never be trained")
+    return trainer
+
+
+def parse_inference(values: dict) -> InferenceSettings:
+    inference = InferenceSettings(**values)
+    _check_int("inference.batch_size", inference.batch_size, 1)
+    _check_int("inference.mc_samples", inference.mc_samples, 2)
+    _check_choice("inference.mc_mode", inference.mc_mode, MC_MODES)
+    return inference
+
+
+def parse_strategy(values: dict) -> tuple[StrategySpec, dict]:
+    spec = get_strategy(values.get("name"))
+    params = values.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"strategy.params must be a mapping; got {params!r}")
+    params = dict(params)
+    spec.check_params(params)
+    return spec, params
+
+
+def parse_settings(cfg: DictConfig | Mapping) -> ExperimentSettings:
+    """Validate the composed config; raise ConfigError / UnknownNameError naming the bad key."""
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    cfg = {key: value for key, value in cfg.items() if key != "hydra"}
+    top_level = ("seed", "device", "threads", "dataset", "model", "strategy", "loop", "trainer", "inference", "tracking")
+    unknown = sorted(set(cfg) - set(top_level))
+    if unknown:
+        raise ConfigError(f"unknown top-level key '{unknown[0]}'; allowed: {', '.join(top_level)}")
+
+    dataset_node = dict(cfg.get("dataset") or {})
+    model_node = dict(cfg.get("model") or {})
+    if dataset_node.get("name") not in DATASET_NAMES:
+        raise UnknownNameError("dataset", dataset_node.get("name"), DATASET_NAMES, key="dataset.name")
+    if model_node.get("name") not in MODEL_NAMES:
+        raise UnknownNameError("model", model_node.get("name"), MODEL_NAMES, key="model.name")
+    strategy_spec, strategy_params = parse_strategy(_section(cfg, "strategy", ("name", "params")))
+    return ExperimentSettings(
+        seed=_check_int("seed", cfg.get("seed"), 0),
+        device=_check_choice("device", cfg.get("device", "auto"), DEVICES),
+        threads=_check_int("threads", cfg.get("threads"), 1, optional=True),
+        dataset=DatasetSettings(
+            name=str(dataset_node.pop("name", None)),
+            root=dataset_node.pop("root", None),
+            download=_check_bool("dataset.download", dataset_node.pop("download", True)),
+            options=dataset_node,
+        ),
+        model=NamedSettings(name=str(model_node.pop("name", None)), options=model_node),
+        strategy=strategy_spec,
+        strategy_params=strategy_params,
+        loop=parse_loop(_section(cfg, "loop", _field_names(LoopSettings))),
+        trainer=parse_trainer(_section(cfg, "trainer", _field_names(TrainerSettings))),
+        inference=parse_inference(_section(cfg, "inference", _field_names(InferenceSettings))),
+        tracking=TrackingSettings(**_section(cfg, "tracking", _field_names(TrackingSettings))),
+    )
+
+
+def check_needs(settings: ExperimentSettings, supports_mc_dropout: bool) -> None:
+    """The strategy's needs must be something this model and loop can give."""
+    needs = settings.strategy.needs
+    if "mc_log_probs" in needs and not supports_mc_dropout:
+        raise ConfigError(
+            f"strategy '{settings.strategy.name}' needs MC-dropout samples, but model '{settings.model.name}' "
+            f"has no dropout (model.dropout={settings.model.options.get('dropout')!r}); set model.dropout > 0"
+        )
+    if "history" in needs and not settings.loop.record_history:
+        raise ConfigError(
+            f"strategy '{settings.strategy.name}' reads the prediction history, "
+            "but loop.record_history=false; set loop.record_history=true"
+        )
+
+
+def check_against_dataset(loop: LoopSettings, train_size: int) -> None:
+    """Sizes that must fit in the pool (the dataset's training split)."""
+    if loop.initial_size > train_size:
+        raise ConfigError(f"loop.initial_size must be <= the pool size ({train_size}); got {loop.initial_size}")
+    if loop.budget is not None and loop.budget > train_size:
+        raise ConfigError(f"loop.budget must be <= the pool size ({train_size}); got {loop.budget}")
+    if loop.budget is None and loop.initial_size + loop.rounds * loop.query_size > train_size:
+        raise ConfigError(
+            f"loop.rounds x loop.query_size + loop.initial_size = "
+            f"{loop.initial_size + loop.rounds * loop.query_size} labels exceeds the pool size ({train_size}); "
+            "lower loop.rounds or loop.query_size, or set loop.budget"
+        )
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` takes CUDA when available; an explicit ``cuda`` without a GPU is a ConfigError."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device must be one of auto, cpu, cuda; got 'cuda' but no CUDA GPU is available here")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolved_container(cfg: DictConfig) -> dict:
+    """The resolved config as plain containers, without Hydra's own node."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    return container
+
+
+def flatten_config(container: Mapping, prefix: str = "") -> dict[str, str]:
+    """``{"loop.query_size": "100", ...}``: the MLflow params of a run."""
+    flat: dict[str, str] = {}
+    for key, value in container.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_config(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, (list, tuple, Mapping)) else str(value)
+    return flat
+
+
+def workflow_id(container: Mapping) -> str:
+    """Hash of the resolved config without seed, tracking and Hydra keys: runs that differ only by seed share it."""
+    content = {key: value for key, value in container.items() if key not in NON_WORKFLOW_KEYS}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]

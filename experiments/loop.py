@@ -1,0 +1,288 @@
+"""The active-learning loop: TRAIN → EVALUATE → INFER → RECORD → SELECT → LABEL, per round.
+
+Each step is a plain function with typed inputs and outputs; `run_loop`
+composes them. A run with ``rounds = R`` trains and evaluates R + 1 models
+(after 0, 1, ..., R acquisitions), so its learning curve has R + 1 points;
+the last round only trains and evaluates. The round state (labelled indices,
+every round's selection, RNG states) is saved atomically at the end of each
+round, so an interrupted run can be resumed from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from experiments.datasets import ALDataset
+from experiments.history_store import HistoryStore
+from experiments.inference import InferenceSettings, infer_pool
+from experiments.models import ALModel
+from experiments.training import TrainerSettings, evaluate, train_model
+from strategies import PoolView, Selection, StrategySpec
+
+log = logging.getLogger(__name__)
+
+INITIAL_SELECTIONS = ("balanced", "random")
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """``loop.*`` config.
+
+    Attributes:
+        initial_size: labelled samples before the first round.
+        initial_selection: "balanced" (same count per class, as far as possible) or "random".
+        query_size: B, samples labelled per round.
+        rounds: R, acquisition rounds.
+        budget: optional cap on the labelled-set size; the last queries shrink to fit it.
+        pool_subset: score only a random subset of M unlabelled samples (None: the whole pool).
+        pool_subset_refresh: draw a new subset every round (True) or one for the whole run.
+        record_history: RECORD every round's pool probabilities (needed by history strategies).
+        warm_start: keep training the previous round's model instead of a fresh one.
+    """
+
+    initial_size: int = 100
+    initial_selection: str = "balanced"
+    query_size: int = 100
+    rounds: int = 10
+    budget: int | None = None
+    pool_subset: int | None = None
+    pool_subset_refresh: bool = True
+    record_history: bool = True
+    warm_start: bool = False
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What one round did and measured; ``selected_ids`` is None in the last round."""
+
+    round_index: int
+    labelled_count: int
+    pool_size: int
+    test_accuracy: float
+    test_loss: float
+    train_seconds: float
+    infer_seconds: float
+    record_seconds: float
+    select_seconds: float
+    train_steps: int
+    selected_ids: torch.Tensor | None = field(default=None, repr=False)
+
+    def metrics(self) -> dict[str, float]:
+        """The per-round numbers logged to MLflow (step = round_index)."""
+        return {
+            "labelled_count": float(self.labelled_count),
+            "pool_size": float(self.pool_size),
+            "test_accuracy": self.test_accuracy,
+            "test_loss": self.test_loss,
+            "train_seconds": self.train_seconds,
+            "infer_seconds": self.infer_seconds,
+            "record_seconds": self.record_seconds,
+            "select_seconds": self.select_seconds,
+            "train_steps": float(self.train_steps),
+        }
+
+
+@dataclass
+class ActiveLearningRun:
+    """Everything one AL run needs, already validated."""
+
+    dataset: ALDataset
+    build_model: Callable[[], ALModel]
+    strategy: StrategySpec
+    strategy_params: dict
+    loop: LoopSettings
+    trainer: TrainerSettings
+    inference: InferenceSettings
+    seed: int
+    workdir: Path
+    device: torch.device
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """A seed for one purpose (initial set, training, selection, ...), stable across processes."""
+    return (seed * 0x9E3779B1 + zlib.crc32(purpose.encode())) % (2**63 - 1)
+
+
+def derive_generator(seed: int, purpose: str) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(seed, purpose))
+
+
+def initial_labelled_ids(labels_y: torch.Tensor, size: int, mode: str, generator: torch.Generator) -> torch.Tensor:
+    """Dataset indices of the initial labelled set (sorted).
+
+    "balanced" takes ``size // C`` per class (the remainder going to randomly
+    chosen classes) and tops up at random if a class runs short.
+    """
+    labels = labels_y.cpu()
+    permutation = torch.randperm(labels.shape[0], generator=generator)
+    if mode == "random":
+        return permutation[:size].sort().values
+    num_classes = int(labels.max()) + 1
+    quota_C = torch.full((num_classes,), size // num_classes)
+    quota_C[torch.randperm(num_classes, generator=generator)[: size % num_classes]] += 1
+    shuffled_labels = labels[permutation]
+    order = torch.argsort(shuffled_labels, stable=True)  # by class, random within class
+    counts_C = torch.bincount(shuffled_labels, minlength=num_classes)
+    class_start_C = torch.cumsum(counts_C, 0) - counts_C
+    sorted_labels = shuffled_labels[order]
+    rank_within_class = torch.arange(labels.shape[0]) - class_start_C[sorted_labels]
+    chosen = permutation[order[rank_within_class < quota_C[sorted_labels]]]
+    if chosen.shape[0] < size:
+        rest = permutation[~torch.isin(permutation, chosen)]
+        chosen = torch.cat([chosen, rest[: size - chosen.shape[0]]])
+    return chosen.sort().values
+
+
+def draw_pool(
+    unlabelled_ids: torch.Tensor, subset_size: int | None, generator: torch.Generator, candidates: torch.Tensor | None
+) -> torch.Tensor:
+    """This round's pool: all unlabelled ids, or a random subset of ``subset_size`` of them.
+
+    ``candidates`` (a fixed subset drawn once per run) restricts the pool when given.
+    """
+    if candidates is not None:
+        return unlabelled_ids[torch.isin(unlabelled_ids, candidates)]
+    if subset_size is None or subset_size >= unlabelled_ids.shape[0]:
+        return unlabelled_ids
+    chosen = torch.randperm(unlabelled_ids.shape[0], generator=generator)[:subset_size]
+    return unlabelled_ids[chosen.sort().values]
+
+
+def needed_inputs(strategy: StrategySpec, loop: LoopSettings) -> frozenset[str]:
+    """What INFER computes: the strategy's needs plus the probabilities RECORD stores."""
+    return frozenset(strategy.needs) | ({"probs"} if loop.record_history else set())
+
+
+def select(
+    strategy: StrategySpec, pool: PoolView, query_size: int, params: dict, generator: torch.Generator
+) -> Selection:
+    """SELECT: the strategy picks ``query_size`` pool positions."""
+    return strategy(pool, query_size, generator=generator, **params)
+
+
+def label(labelled_ids: torch.Tensor, pool_ids_N: torch.Tensor, selection: Selection) -> tuple[torch.Tensor, torch.Tensor]:
+    """LABEL: the simulated oracle reveals the chosen samples; they join the labelled set.
+
+    Returns (new labelled ids sorted, the dataset ids selected this round).
+    """
+    selected_ids = pool_ids_N[selection.indices_B.cpu()]
+    return torch.cat([labelled_ids, selected_ids]).sort().values, selected_ids
+
+
+def _save_round_state(path: Path, state: dict) -> None:
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def _timed(function: Callable, *args, device: torch.device, **kwargs):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return result, time.perf_counter() - start
+
+
+def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | None = None) -> list[RoundResult]:
+    """Run all rounds; call ``on_round`` after each with its `RoundResult`."""
+    data = run.dataset.to(run.device)
+    settings = run.loop
+    initial_generator = derive_generator(run.seed, "initial")
+    pool_generator = derive_generator(run.seed, "pool")
+    train_generator = derive_generator(run.seed, "train")
+    select_generator = derive_generator(run.seed, "select")
+
+    all_ids = torch.arange(data.train_size)
+    labelled_ids = initial_labelled_ids(data.train_y, settings.initial_size, settings.initial_selection, initial_generator)
+    fixed_candidates = None
+    if settings.pool_subset is not None and not settings.pool_subset_refresh:
+        fixed_candidates = draw_pool(all_ids[~torch.isin(all_ids, labelled_ids)], settings.pool_subset, pool_generator, None)
+    needs = needed_inputs(run.strategy, settings)
+    history_store = HistoryStore(run.workdir / "history", data.num_classes) if settings.record_history else None
+    state_path = run.workdir / "round_state.pt"
+    selections: list[torch.Tensor] = []
+    results: list[RoundResult] = []
+    model = None
+
+    for round_index in range(settings.rounds + 1):
+        torch.manual_seed(derive_seed(run.seed, f"round-{round_index}"))  # init, dropout masks
+        if model is None or not settings.warm_start:
+            model = run.build_model().to(run.device)
+        device_labelled = labelled_ids.to(run.device)
+        train, train_seconds = _timed(
+            train_model, model, data.train_x[device_labelled], data.train_y[device_labelled],
+            run.trainer, train_generator, device=run.device,
+        )
+        scores = evaluate(model, data.test_x, data.test_y, run.inference.batch_size)
+
+        remaining_budget = (settings.budget - labelled_ids.shape[0]) if settings.budget is not None else settings.query_size
+        query_size = min(settings.query_size, remaining_budget)
+        selected_ids, infer_seconds, record_seconds, select_seconds, pool_size = None, 0.0, 0.0, 0.0, 0
+        if round_index < settings.rounds and query_size > 0:
+            unlabelled_ids = all_ids[~torch.isin(all_ids, labelled_ids)]
+            pool_ids = draw_pool(unlabelled_ids, settings.pool_subset, pool_generator, fixed_candidates)
+            pool_size = int(pool_ids.shape[0])
+            device_pool = pool_ids.to(run.device)
+            pool, infer_seconds = _timed(
+                infer_pool, model, data.train_x[device_pool], device_pool, needs, run.inference,
+                labelled_x=data.train_x[device_labelled], device=run.device,
+            )
+            if history_store is not None:
+                # RECORD before SELECT: the history a strategy sees includes this round
+                _, record_seconds = _timed(history_store.append, round_index, pool_ids, pool.probs_N_C, device=run.device)
+                if "history" in needs:
+                    pool = dataclasses.replace(pool, history=history_store.view(pool_ids, run.device))
+            selection, select_seconds = _timed(
+                select, run.strategy, pool, query_size, run.strategy_params, select_generator, device=run.device
+            )
+            labelled_ids, selected_ids = label(labelled_ids, pool_ids, selection)
+            selections.append(selected_ids)
+
+        result = RoundResult(
+            round_index=round_index,
+            labelled_count=int(device_labelled.shape[0]),
+            pool_size=pool_size,
+            test_accuracy=scores.accuracy,
+            test_loss=scores.loss,
+            train_seconds=train_seconds,
+            infer_seconds=infer_seconds,
+            record_seconds=record_seconds,
+            select_seconds=select_seconds,
+            train_steps=train.steps,
+            selected_ids=selected_ids,
+        )
+        results.append(result)
+        _save_round_state(state_path, {
+            "next_round": round_index + 1,
+            "labelled_ids": labelled_ids,
+            "selections": selections,
+            "fixed_candidates": fixed_candidates,
+            "generators": {
+                "pool": pool_generator.get_state(),
+                "train": train_generator.get_state(),
+                "select": select_generator.get_state(),
+            },
+            "results": [dict(r.metrics(), round_index=r.round_index) for r in results],
+        })
+        log.info(
+            "%s seed=%d round %d/%d: %d labelled, test acc %.4f, train %.1fs infer %.1fs select %.2fs",
+            run.strategy.name, run.seed, round_index, settings.rounds, result.labelled_count,
+            result.test_accuracy, train_seconds, infer_seconds, select_seconds,
+        )
+        if on_round is not None:
+            on_round(result)
+        if round_index < settings.rounds and query_size <= 0:
+            log.info("budget of %d labels reached after round %d", settings.budget, round_index)
+            break
+    return results

@@ -1,0 +1,100 @@
+"""TRAIN and EVALUATE: seeded mini-batch training on the labelled set, test-set scoring.
+
+Data are tensors already on the run's device, so batches are index slices:
+no DataLoader, no per-sample Python.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from experiments.models import ALModel
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """``trainer.*`` config.
+
+    The number of optimiser steps is ``max(epochs * ceil(L / batch_size), min_steps)``:
+    early rounds have few labels, and a fixed epoch count would then give the
+    model only a handful of updates.
+    """
+
+    epochs: int = 10
+    min_steps: int = 0
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    final_loss: float
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    accuracy: float
+    loss: float
+
+
+def _optimizer(model: ALModel, settings: TrainerSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
+        )
+    optimizer_class = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
+    return optimizer_class(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def num_train_steps(num_labelled: int, settings: TrainerSettings) -> int:
+    return max(settings.epochs * math.ceil(num_labelled / settings.batch_size), settings.min_steps)
+
+
+def train_model(
+    model: ALModel, x: torch.Tensor, y: torch.Tensor, settings: TrainerSettings, generator: torch.Generator
+) -> TrainResult:
+    """Minimise cross-entropy on (x, y) for `num_train_steps` steps, shuffling with ``generator``."""
+    num_labelled = x.shape[0]
+    total_steps = num_train_steps(num_labelled, settings)
+    optimizer = _optimizer(model, settings)
+    model.train()
+    steps, loss = 0, torch.tensor(math.nan)
+    while steps < total_steps:
+        order = torch.randperm(num_labelled, generator=generator).to(x.device)
+        for batch in order.split(settings.batch_size):
+            # a batch of one breaks batch-norm in train mode; its sample is seen next epoch
+            if batch.shape[0] < 2 <= num_labelled:
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            logits, _ = model(x[batch])
+            loss = F.cross_entropy(logits, y[batch])
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            if steps >= total_steps:
+                break
+    return TrainResult(steps=steps, final_loss=float(loss.detach()))
+
+
+@torch.no_grad()
+def evaluate(model: ALModel, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> EvalResult:
+    """Accuracy and mean cross-entropy of the eval-mode model."""
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    for start in range(0, x.shape[0], batch_size):
+        logits, _ = model(x[start : start + batch_size])
+        target = y[start : start + batch_size]
+        correct += int((logits.argmax(dim=1) == target).sum())
+        loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
+    count = max(x.shape[0], 1)
+    return EvalResult(accuracy=correct / count, loss=loss_sum / count)
