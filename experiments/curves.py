@@ -46,7 +46,8 @@ def plot_learning_curves(
     """
     plt = _pyplot()
     datasets = sorted(curves)
-    figure, axes = plt.subplots(1, max(len(datasets), 1), figsize=(6.5 * max(len(datasets), 1), 4.5), squeeze=False)
+    panels = max(len(datasets), 1)
+    figure, axes = plt.subplots(1, panels, figsize=(6.5 * panels + 2.0, 4.5), squeeze=False)
     for axis, dataset in zip(axes[0], datasets):
         for strategy in sorted(curves[dataset]):
             x, mean, std = curves[dataset][strategy]
@@ -56,7 +57,8 @@ def plot_learning_curves(
         axis.set_xlabel("labelled samples")
         axis.set_ylabel("test accuracy")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8, loc="lower right")
+        # outside the axes: nine overlapping curves leave no free corner inside
+        axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if title:
         figure.suptitle(title)
     figure.tight_layout()

@@ -212,7 +212,7 @@ def render(rows: Sequence[LeaderboardRow], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 110))
+    console = Console(width=max(Console().width, 130))
     for dataset in sorted({row.dataset for row in rows}):
         table = Table(title=f"{title} — {dataset}", title_justify="left")
         for column, justify in [

@@ -7,21 +7,14 @@ import math
 import torch
 
 from kernels.bayesian import bald
-
-
-def reference_bald(mc_log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
-    p = mc_log_probs_N_K_C.double().exp()
-    mean = p.mean(dim=1)
-    entropy_of_mean = -(mean * mean.clamp(min=1e-12).log()).sum(dim=1)
-    mean_entropy = -(p * p.clamp(min=1e-12).log()).sum(dim=2).mean(dim=1)
-    return entropy_of_mean - mean_entropy
+from tests.kernels import references
 
 
 def test_matches_float64_reference_on_random_input():
     generator = torch.Generator().manual_seed(0)
     mc_log_probs = torch.log_softmax(3 * torch.randn(2000, 12, 6, generator=generator), dim=2)
     got = bald(mc_log_probs, chunk_size=333)
-    torch.testing.assert_close(got.double(), reference_bald(mc_log_probs).clamp(min=0), atol=3e-6, rtol=1e-4)
+    torch.testing.assert_close(got.double(), references.bald(mc_log_probs).clamp(min=0), atol=3e-6, rtol=1e-4)
 
 
 def test_agreeing_samples_have_zero_information_and_disagreeing_ones_log_c():

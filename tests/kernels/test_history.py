@@ -8,6 +8,7 @@ import torch
 
 from kernels.history import HistoryStatistics, flip_rate, temporal_output_discrepancy
 from tests.conftest import random_probs
+from tests.kernels.references import history_scores
 
 
 def stream(hist_T_N_C: torch.Tensor, observed_T_N: torch.Tensor, chunk_size: int) -> HistoryStatistics:
@@ -20,35 +21,13 @@ def stream(hist_T_N_C: torch.Tensor, observed_T_N: torch.Tensor, chunk_size: int
     return stats
 
 
-def reference_scores(hist_T_N_C, observed_T_N, prior_a=1.0, prior_b=1.0):
-    """Per-sample float64 reference built from the observed rounds' dense series."""
-    hist = hist_T_N_C.double()
-    num_rounds, pool_size, num_classes = hist.shape
-    tod = torch.empty(pool_size, dtype=torch.float64)
-    flips = torch.empty(pool_size, dtype=torch.float64)
-    for i in range(pool_size):
-        series = hist[observed_T_N[:, i], i]  # [n_i, C], chronological
-        n = series.shape[0]
-        if n >= 2:
-            tod[i] = 0.5 * (series[-1] - series[-2]).square().sum()
-            labels = series.argmax(dim=1)
-            changes = (labels[1:] != labels[:-1]).sum()
-            flips[i] = (changes + prior_a) / (n - 1 + prior_a + prior_b)
-        elif n == 1:
-            p = series[-1]
-            tod[i] = flips[i] = -(p * p.clamp(min=1e-12).log()).sum() / math.log(num_classes)
-        else:
-            tod[i] = flips[i] = 1.0
-    return tod, flips
-
-
 def test_streaming_matches_reference_with_random_masks():
     generator = torch.Generator().manual_seed(0)
     num_rounds, pool_size, num_classes = 6, 400, 5
     hist = torch.stack([random_probs(pool_size, num_classes, seed=t) for t in range(num_rounds)]).half()
     observed = torch.rand(num_rounds, pool_size, generator=generator) < 0.6
     stats = stream(hist, observed, chunk_size=37)
-    expected_tod, expected_flips = reference_scores(hist, observed, prior_a=0.5, prior_b=2.0)
+    expected_tod, expected_flips = history_scores(hist, observed, prior_a=0.5, prior_b=2.0)
     torch.testing.assert_close(temporal_output_discrepancy(stats).double(), expected_tod, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(flip_rate(stats, 0.5, 2.0).double(), expected_flips, atol=1e-5, rtol=1e-4)
     assert (stats.n_observed_N == observed.sum(dim=0)).all()

@@ -5,22 +5,7 @@ from __future__ import annotations
 import torch
 
 from kernels.kcenter import greedy_k_center, min_squared_distances
-
-
-def reference_k_center(emb: torch.Tensor, labelled: torch.Tensor, num_picks: int, first_pick: int) -> list[int]:
-    emb = emb.double()
-    centres = labelled.double()
-    picks: list[int] = []
-    for b in range(num_picks):
-        if b == 0 and centres.shape[0] == 0:
-            pick = first_pick
-        else:
-            distances = torch.cdist(emb, centres).min(dim=1).values
-            distances[picks] = -1.0
-            pick = int(distances.argmax())
-        picks.append(pick)
-        centres = torch.cat([centres, emb[pick : pick + 1]])
-    return picks
+from tests.kernels.references import k_center as reference_k_center
 
 
 def test_min_squared_distances_matches_float64_in_blocks():

@@ -9,24 +9,14 @@ import torch
 
 from kernels import uncertainty
 from tests.conftest import random_probs
-
-
-def reference_scores(probs_N_C: torch.Tensor) -> dict[str, torch.Tensor]:
-    p = probs_N_C.double()
-    top = p.sort(dim=1, descending=True).values
-    return {
-        "entropy": -(p * p.clamp(min=1e-12).log()).sum(dim=1),
-        "least_confidence": 1.0 - top[:, 0],
-        "margin": -(top[:, 0] - top[:, 1]),
-        "ratio": top[:, 1] / top[:, 0],
-    }
+from tests.kernels.references import uncertainty_scores
 
 
 @pytest.mark.parametrize("name", ["entropy", "least_confidence", "margin", "ratio"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_matches_float64_reference_on_random_input(name, seed):
     probs = random_probs(3000, 7, seed)
-    expected = reference_scores(probs)[name]
+    expected = uncertainty_scores(probs)[name]
     got = getattr(uncertainty, name)(probs, chunk_size=257)  # odd chunk: covers a ragged last chunk
     assert got.dtype == torch.float32 and got.shape == (3000,)
     torch.testing.assert_close(got.double(), expected, atol=2e-6, rtol=1e-5)
@@ -35,7 +25,7 @@ def test_matches_float64_reference_on_random_input(name, seed):
 @pytest.mark.parametrize("name", ["entropy", "least_confidence", "margin", "ratio"])
 def test_fp16_input_is_computed_in_float32(name):
     probs = random_probs(500, 10, seed=3, dtype=torch.float16)
-    expected = reference_scores(probs.double())[name]
+    expected = uncertainty_scores(probs.double())[name]
     torch.testing.assert_close(getattr(uncertainty, name)(probs).double(), expected, atol=1e-5, rtol=1e-4)
 
 
