@@ -164,7 +164,7 @@ def parse_strategy(values: dict) -> tuple[StrategySpec, dict]:
 def parse_settings(cfg: DictConfig | Mapping) -> ExperimentSettings:
     """Validate the composed config; raise ConfigError / UnknownNameError naming the bad key."""
     if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=True)
+        cfg = resolved_container(cfg)
     cfg = {key: value for key, value in cfg.items() if key != "hydra"}
     top_level = ("seed", "device", "threads", "dataset", "model", "strategy", "loop", "trainer", "inference", "tracking")
     unknown = sorted(set(cfg) - set(top_level))
@@ -237,10 +237,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolved_container(cfg: DictConfig) -> dict:
-    """The resolved config as plain containers, without Hydra's own node."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    container.pop("hydra", None)
-    return container
+    """The resolved config as plain containers, without Hydra's own node.
+
+    The ``hydra`` node is dropped *before* resolving: under ``compose(return_hydra_config=True)``
+    it holds job-time interpolations (``hydra.job.num``) that cannot be resolved outside a job.
+    """
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), resolve=True)
 
 
 def flatten_config(container: Mapping, prefix: str = "") -> dict[str, str]:

@@ -272,6 +272,31 @@ def _standardise_uint8(
     )
 
 
+def _uint8_image_dataset(
+    name: str,
+    train_u8: torch.Tensor,
+    train_y: torch.Tensor,
+    test_u8: torch.Tensor,
+    test_y: torch.Tensor,
+    max_value: float,
+    source: str,
+) -> ALDataset:
+    """Fingerprint the raw [N, C, H, W] uint8 splits, standardise them, and wrap them in an `ALDataset`."""
+    fingerprint = _fingerprint({"train_x": train_u8, "train_y": train_y, "test_x": test_u8, "test_y": test_y})
+    train_x, test_x = _standardise_uint8(train_u8, test_u8, max_value)
+    return ALDataset(
+        name=name,
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
+        num_classes=10,
+        input_shape=tuple(train_x.shape[1:]),
+        fingerprint=fingerprint,
+        source=source,
+    )
+
+
 def _check_labels(y: torch.Tensor, num_classes: int, where: str) -> torch.Tensor:
     y = y.to(torch.int64)
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
@@ -429,21 +454,9 @@ def _load_idx_dataset(name: str, root: Path | None, download: bool, options: Map
         )
     train_y = _check_labels(raw["train_y"], 10, f"{where} (train labels)")
     test_y = _check_labels(raw["test_y"], 10, f"{where} (test labels)")
-    fingerprint = _fingerprint(
-        {"train_x": raw["train_x"], "train_y": train_y, "test_x": raw["test_x"], "test_y": test_y}
-    )
-    # [N, H, W] uint8 -> [N, 1, H, W] float32
-    train_x, test_x = _standardise_uint8(raw["train_x"].unsqueeze(1), raw["test_x"].unsqueeze(1), 255.0)
-    return ALDataset(
-        name=name,
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
-        num_classes=10,
-        input_shape=tuple(train_x.shape[1:]),
-        fingerprint=fingerprint,
-        source=where,
+    # [N, H, W] uint8 -> [N, 1, H, W]
+    return _uint8_image_dataset(
+        name, raw["train_x"].unsqueeze(1), train_y, raw["test_x"].unsqueeze(1), test_y, 255.0, where
     )
 
 
@@ -568,19 +581,7 @@ def _load_cifar10(name: str, root: Path | None, download: bool, options: Mapping
         raise DatasetFormatError(f"{directory}: a split is empty (train {train_u8.shape[0]}, test {test_u8.shape[0]})")
     train_y = _check_labels(train_y, 10, f"{directory} (train labels)")
     test_y = _check_labels(test_y, 10, f"{directory} (test labels)")
-    fingerprint = _fingerprint({"train_x": train_u8, "train_y": train_y, "test_x": test_u8, "test_y": test_y})
-    train_x, test_x = _standardise_uint8(train_u8, test_u8, 255.0)
-    return ALDataset(
-        name=name,
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
-        num_classes=10,
-        input_shape=(3, 32, 32),
-        fingerprint=fingerprint,
-        source=str(directory),
-    )
+    return _uint8_image_dataset(name, train_u8, train_y, test_u8, test_y, 255.0, str(directory))
 
 
 def _cifar_sizes(name: str, root: Path | None, options: Mapping[str, Any]) -> tuple[int, int]:
@@ -651,20 +652,7 @@ def _load_digits(name: str, root: Path | None, download: bool, options: Mapping[
     x_u8, y = _digits_raw()
     test = _digits_test_mask(y, opts["test_fraction"], opts["split_seed"])
     train = ~test
-    parts = {"train_x": x_u8[train], "train_y": y[train], "test_x": x_u8[test], "test_y": y[test]}
-    fingerprint = _fingerprint(parts)
-    train_x, test_x = _standardise_uint8(parts["train_x"], parts["test_x"], 16.0)
-    return ALDataset(
-        name=name,
-        train_x=train_x,
-        train_y=parts["train_y"],
-        test_x=test_x,
-        test_y=parts["test_y"],
-        num_classes=10,
-        input_shape=(1, 8, 8),
-        fingerprint=fingerprint,
-        source="sklearn",
-    )
+    return _uint8_image_dataset(name, x_u8[train], y[train], x_u8[test], y[test], 16.0, "sklearn")
 
 
 def _digits_sizes(name: str, root: Path | None, options: Mapping[str, Any]) -> tuple[int, int]:

@@ -18,9 +18,15 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are missing and could not be downloaded."""
 
 
+class TrackingError(RuntimeError):
+    """The MLflow store named by ``tracking.uri`` cannot be reached or used."""
+
+
 class DatasetFormatError(ValueError):
     """A dataset file exists but is corrupt, truncated or not in the expected format."""
 
 
 #: What the CLI reports as a one-line error instead of a traceback.
-USER_ERRORS = (ConfigError, DatasetNotFoundError, DatasetFormatError, StrategyInputError, UnknownNameError)
+USER_ERRORS = (
+    ConfigError, DatasetNotFoundError, DatasetFormatError, StrategyInputError, TrackingError, UnknownNameError
+)

@@ -242,7 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     uri = resolve_tracking_uri(args.tracking_uri, Path.cwd())
-    sweep_dir = latest_sweep_dir(uri, args.experiment) if args.sweep == "latest" else args.sweep
+    if args.sweep == "latest":
+        sweep_dir = latest_sweep_dir(uri, args.experiment)
+    else:
+        sweep_dir = str(Path(args.sweep).resolve()) if args.sweep else None  # tags hold absolute paths
     records = fetch_runs(uri, args.experiment, sweep_dir)
     if not records:
         where = f" in sweep {sweep_dir}" if sweep_dir else ""

@@ -73,7 +73,8 @@ def hydra_context() -> dict[str, str]:
     context = {"output_dir": hydra.runtime.output_dir, "launch_dir": hydra.runtime.cwd}
     # HydraConfig.mode is None under compose(): only trust an explicit MULTIRUN
     if str(hydra.mode) == "RunMode.MULTIRUN":
-        context["hydra_sweep_dir"] = str(hydra.sweep.dir)
+        # absolute: a relative outputs/sweeps/<time> from two launch folders would collide
+        context["hydra_sweep_dir"] = str((Path(hydra.runtime.cwd) / hydra.sweep.dir).resolve())
         context["hydra_job_num"] = str(hydra.job.num)
     return context
 

@@ -21,7 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, TrackingError
 
 log = logging.getLogger(__name__)
 
@@ -76,24 +76,34 @@ def resolve_artifact_location(settings: TrackingSettings, base_dir: Path) -> str
 
 
 def prepare_store(settings: TrackingSettings, base_dir: Path) -> str:
-    """Create the tracking database (if new) and the experiment; return the experiment id."""
+    """Create the tracking database (if new) and the experiment; return the experiment id.
+
+    Raises TrackingError (one line) when the store cannot be reached, e.g. a server that is down.
+    """
     mlflow = import_mlflow()
     from mlflow.exceptions import MlflowException
 
-    client = mlflow.MlflowClient(resolve_tracking_uri(settings.uri, base_dir))
-    experiment = client.get_experiment_by_name(settings.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
+    uri = resolve_tracking_uri(settings.uri, base_dir)
+    client = mlflow.MlflowClient(uri)
     try:
-        return client.create_experiment(
-            settings.experiment, artifact_location=resolve_artifact_location(settings, base_dir)
-        )
-    except MlflowException:
-        # another process created it between our lookup and our create
         experiment = client.get_experiment_by_name(settings.experiment)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            return client.create_experiment(
+                settings.experiment, artifact_location=resolve_artifact_location(settings, base_dir)
+            )
+        except MlflowException:
+            # another process created it between our lookup and our create
+            experiment = client.get_experiment_by_name(settings.experiment)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+    except Exception as error:  # noqa: BLE001 - any failure to reach the store means the same to the user
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TrackingError(
+            f"tracking.uri: cannot use the MLflow store at '{uri}' (experiment '{settings.experiment}'): {reason}"
+        ) from error
 
 
 def tracking_settings(config: DictConfig) -> TrackingSettings:
@@ -112,7 +122,11 @@ class PrepareTrackingStore(Callback):
     def _prepare(self, config: DictConfig) -> None:
         settings = tracking_settings(config)
         if settings.enabled:
-            prepare_store(settings, Path.cwd())
+            try:
+                prepare_store(settings, Path.cwd())
+            except (ConfigError, TrackingError):
+                # Hydra would turn it into a multi-line UserWarning; the job reports it as one line
+                log.debug("tracking store not prepared: invalid tracking settings", exc_info=True)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._prepare(config)

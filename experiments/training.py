@@ -65,6 +65,9 @@ def train_model(
 ) -> TrainResult:
     """Minimise cross-entropy on (x, y) for `num_train_steps` steps, shuffling with ``generator``."""
     num_labelled = x.shape[0]
+    if num_labelled == 0:
+        # a cold start (loop.initial_size=0): round 0 evaluates the untrained model
+        return TrainResult(steps=0, final_loss=math.nan)
     total_steps = num_train_steps(num_labelled, settings)
     optimizer = _optimizer(model, settings)
     model.train()
