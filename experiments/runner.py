@@ -120,6 +120,8 @@ def prepare(cfg: DictConfig) -> tuple[ExperimentSettings, ALDataset, dict, torch
     """All the checks that need no training: config, device, dataset files and sizes, model fit."""
     container = resolved_container(cfg)
     settings = parse_settings(container)
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)  # before the first tensor work: loading normalises on the CPU
     device = resolve_device(settings.device)
     dataset = load_dataset(
         settings.dataset.name, root=settings.dataset.root, download=settings.dataset.download, **settings.dataset.options
@@ -141,8 +143,6 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
         launch_dir: base of relative tracking paths (default: Hydra's launch dir, else cwd).
     """
     settings, dataset, container, device = prepare(cfg)
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
     context = hydra_context()
     output_dir = Path(output_dir or context.get("output_dir") or Path.cwd())
     launch_dir = Path(launch_dir or context.get("launch_dir") or Path.cwd())
