@@ -22,6 +22,14 @@ from strategies import HistoryChunk
 _ROUND_FILE = re.compile(r"^round_(\d{4,})\.pt$")
 
 
+def save_atomically(obj: object, path: Path) -> Path:
+    """``torch.save`` to a side file, then rename: a crash never leaves half a file at ``path``."""
+    partial = path.with_name(path.name + ".partial")
+    torch.save(obj, partial)
+    os.replace(partial, path)
+    return path
+
+
 class HistoryStore:
     """Append-only per-round prediction files under ``directory``."""
 
@@ -52,17 +60,13 @@ class HistoryStore:
                 f"got {tuple(probs_M_C.shape)}"
             )
         order = torch.argsort(dataset_ids_M.cpu())
-        path = self.directory / f"round_{round_index:04d}.pt"
-        partial = path.with_suffix(".pt.partial")
-        torch.save(
+        return save_atomically(
             {
                 "dataset_ids": dataset_ids_M.cpu()[order].to(torch.int64).contiguous(),
                 "probs": probs_M_C.cpu()[order].to(torch.float16).contiguous(),
             },
-            partial,
+            self.directory / f"round_{round_index:04d}.pt",
         )
-        os.replace(partial, path)
-        return path
 
     def view(self, pool_ids_N: torch.Tensor, device: torch.device | str = "cpu") -> RoundFileHistory:
         """All recorded rounds, aligned to the pool whose dataset indices are ``pool_ids_N``."""

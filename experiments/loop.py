@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 import zlib
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pathlib import Path
 import torch
 
 from experiments.datasets import ALDataset
-from experiments.history_store import HistoryStore
+from experiments.history_store import HistoryStore, save_atomically
 from experiments.inference import InferenceSettings, infer_pool
 from experiments.models import ALModel
 from experiments.training import TrainerSettings, evaluate, train_model
@@ -178,12 +177,6 @@ def label(labelled_ids: torch.Tensor, pool_ids_N: torch.Tensor, selection: Selec
     return torch.cat([labelled_ids, selected_ids]).sort().values, selected_ids
 
 
-def _save_round_state(path: Path, state: dict) -> None:
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
-
-
 def _timed(function: Callable, *args, device: torch.device, **kwargs):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -236,7 +229,9 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
             device_pool = pool_ids.to(run.device)
             pool, infer_seconds = _timed(
                 infer_pool, model, data.train_x[device_pool], device_pool, needs, run.inference,
-                labelled_x=data.train_x[device_labelled], device=run.device,
+                # gathering the labelled inputs is a copy: only when the strategy embeds them
+                labelled_x=data.train_x[device_labelled] if "labelled_emb" in needs else None,
+                device=run.device,
             )
             if history_store is not None:
                 # RECORD before SELECT: the history a strategy sees includes this round
@@ -263,7 +258,7 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
             selected_ids=selected_ids,
         )
         results.append(result)
-        _save_round_state(state_path, {
+        save_atomically({
             "next_round": round_index + 1,
             "labelled_ids": labelled_ids,
             "selections": selections,
@@ -274,7 +269,7 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
                 "select": select_generator.get_state(),
             },
             "results": [dict(r.metrics(), round_index=r.round_index) for r in results],
-        })
+        }, state_path)
         log.info(
             "%s seed=%d round %d/%d: %d labelled, test acc %.4f, train %.1fs infer %.1fs select %.2fs",
             run.strategy.name, run.seed, round_index, settings.rounds, result.labelled_count,
