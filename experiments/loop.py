@@ -206,6 +206,7 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
     state_path = run.workdir / "round_state.pt"
     selections: list[torch.Tensor] = []
     results: list[RoundResult] = []
+    strategy_state: dict | None = None  # what a stateful strategy carries from round to round
     model = None
 
     for round_index in range(settings.rounds + 1):
@@ -238,9 +239,11 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
                 _, record_seconds = _timed(history_store.append, round_index, pool_ids, pool.probs_N_C, device=run.device)
                 if "history" in needs:
                     pool = dataclasses.replace(pool, history=history_store.view(pool_ids, run.device))
+            pool = dataclasses.replace(pool, strategy_state=strategy_state)
             selection, select_seconds = _timed(
                 select, run.strategy, pool, query_size, run.strategy_params, select_generator, device=run.device
             )
+            strategy_state = selection.strategy_state
             labelled_ids, selected_ids = label(labelled_ids, pool_ids, selection)
             selections.append(selected_ids)
 
@@ -263,6 +266,7 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
             "labelled_ids": labelled_ids,
             "selections": selections,
             "fixed_candidates": fixed_candidates,
+            "strategy_state": strategy_state,
             "generators": {
                 "pool": pool_generator.get_state(),
                 "train": train_generator.get_state(),

@@ -128,6 +128,10 @@ class PoolView:
         emb_N_D: penultimate-layer embeddings of the pool.
         labelled_emb_L_D: embeddings of the L labelled samples (L may be 0).
         history: all past rounds' pool predictions, aligned to ``pool_ids_N``.
+        strategy_state: what this strategy returned as ``Selection.strategy_state`` in the
+            previous round of the same run (None in the first round and outside a loop). The
+            loop persists it in the run's round state, so a stateful strategy (e.g. clusters
+            computed once per run) stays a pure function of its inputs.
     """
 
     pool_ids_N: torch.Tensor
@@ -136,6 +140,7 @@ class PoolView:
     emb_N_D: torch.Tensor | None = None
     labelled_emb_L_D: torch.Tensor | None = None
     history: HistoryView | None = None
+    strategy_state: dict | None = None
 
     @property
     def size(self) -> int:
@@ -152,11 +157,15 @@ class Selection:
     """A strategy's choice: ``indices_B`` are positions in the pool (not dataset ids).
 
     ``scores_N`` is the per-sample acquisition score where the strategy has one
-    (higher = more worth labelling); None for e.g. `random`.
+    (higher = more worth labelling); None for e.g. `random`. ``strategy_state`` is
+    what a stateful strategy wants back as ``PoolView.strategy_state`` next round:
+    a dict of tensors and plain values, keyed by dataset index where it is per-sample
+    (pool positions change between rounds).
     """
 
     indices_B: torch.Tensor
     scores_N: torch.Tensor | None = None
+    strategy_state: dict | None = None
 
 
 def _fail(strategy: str, message: str) -> StrategyInputError:
