@@ -33,6 +33,7 @@ from experiments.datasets import ALDataset, load_dataset
 from experiments.loop import ActiveLearningRun, RoundResult, run_loop
 from experiments.models import build_model
 from experiments.tracking import NullTracker, RunTracker
+from strategies.code_hash import kernels_code_hash
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ def run_tags(settings: ExperimentSettings, dataset: ALDataset, container: dict, 
     tags = {
         "strategy": settings.strategy.name,
         "strategy_version": settings.strategy.version,
+        "strategy_code_hash": settings.strategy.code_hash,
+        "kernels_code_hash": kernels_code_hash(),
         "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint,
         "model": settings.model.name,

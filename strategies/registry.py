@@ -60,6 +60,22 @@ class StrategySpec:
     paper: str
     fn: StrategyFn = field(repr=False)
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    origin: str = "builtin"
+
+    @property
+    def family(self) -> str:
+        """The module that defines the strategy (``strategies.uncertainty``, or a plugin's module)."""
+        return inspect.unwrap(self.fn).__module__
+
+    @functools.cached_property
+    def code_hash(self) -> str:
+        """Hash of the code the strategy runs: its function, the kernels and selectors it reaches.
+
+        See `strategies.code_hash` for the method and its limits.
+        """
+        from strategies.code_hash import strategy_code_hash
+
+        return strategy_code_hash(self.fn)
 
     def __call__(self, pool: PoolView, query_size: int, *, generator: torch.Generator, **params: Any) -> Selection:
         return self.fn(pool, query_size, generator=generator, **params)
@@ -76,6 +92,10 @@ class StrategySpec:
 
 _REGISTRY: dict[str, StrategySpec] = {}
 _entry_points_loaded = False
+#: "plugin:<distribution>" while an entry point's module is being imported, so its specs say where they came from.
+_loading_plugin: str | None = None
+#: Entry points that failed to import: entry-point name -> (value, one-line error).
+_PLUGIN_FAILURES: dict[str, tuple[str, str]] = {}
 
 
 def _keyword_defaults(fn: StrategyFn, name: str) -> dict[str, Any]:
@@ -134,6 +154,7 @@ def register_strategy(
             paper=paper,
             fn=validated,
             defaults=MappingProxyType(defaults),
+            origin=_loading_plugin or "builtin",
         )
         existing = _REGISTRY.get(name)
         if existing is not None and existing.fn.__module__ + existing.fn.__qualname__ != fn.__module__ + fn.__qualname__:
@@ -150,15 +171,27 @@ def _load_entry_points() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
         return
+    global _loading_plugin
     _entry_points_loaded = True
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        distribution = getattr(getattr(entry_point, "dist", None), "name", None) or entry_point.value.partition(".")[0]
+        _loading_plugin = f"plugin:{distribution}"
         try:
             entry_point.load()
         except Exception as error:  # noqa: BLE001 - any import failure of foreign code
+            _PLUGIN_FAILURES[entry_point.name] = (entry_point.value, f"{type(error).__name__}: {error}")
             warnings.warn(
                 f"alsweep: could not load strategy plugin '{entry_point.name}' ({entry_point.value}): {error}",
                 stacklevel=2,
             )
+        finally:
+            _loading_plugin = None
+
+
+def plugin_failures() -> dict[str, tuple[str, str]]:
+    """Strategy entry points that failed to import: name -> (entry-point value, error)."""
+    _load_entry_points()
+    return dict(_PLUGIN_FAILURES)
 
 
 def available_strategies() -> tuple[str, ...]:

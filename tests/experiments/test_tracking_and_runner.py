@@ -25,7 +25,8 @@ from experiments.tracking import (
     resolve_artifact_location,
     resolve_tracking_uri,
 )
-from strategies import UnknownNameError
+from strategies import UnknownNameError, get_strategy
+from strategies.code_hash import kernels_code_hash
 
 ROUNDS, INITIAL, QUERY = 2, 20, 10
 PER_ROUND_METRICS = (
@@ -95,6 +96,7 @@ def test_run_experiment_tracks_everything(composer, workspace, mlflow):
 
     tags = run.data.tags
     assert tags["strategy"] == "entropy" and tags["strategy_version"] == "1.0"
+    assert tags["strategy_code_hash"] == get_strategy("entropy").code_hash and tags["kernels_code_hash"] == kernels_code_hash()
     assert tags["dataset"] == "synthetic" and len(tags["dataset_fingerprint"]) == 64
     assert tags["workflow_id"] == workflow_id(resolved_container(cfg))
     assert tags["seed"] == "0" and tags["model"] == "mlp"

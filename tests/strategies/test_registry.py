@@ -61,8 +61,14 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     monkeypatch.setattr(registry.metadata, "entry_points", lambda group: [plugin, broken] if group == registry.ENTRY_POINT_GROUP else [])
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_PLUGIN_FAILURES", {})
     with pytest.warns(UserWarning, match="could not load strategy plugin 'broken'"):
         assert "first_in_pool" in available_strategies()
+    assert get_strategy("first_in_pool").origin == "plugin:alsweep_test_plugin"
+    assert get_strategy("entropy").origin == "builtin"
+    assert registry.plugin_failures()["broken"][0] == "alsweep_no_such_module"
+    assert "ModuleNotFoundError" in registry.plugin_failures()["broken"][1]
+    assert len(get_strategy("first_in_pool").code_hash) == 16
     selection = get_strategy("first_in_pool")(PoolView(pool_ids_N=torch.arange(5)), 3, generator=torch.Generator())
     assert selection.indices_B.tolist() == [0, 1, 2]
     sys.modules.pop("alsweep_test_plugin", None)
