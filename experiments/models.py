@@ -11,9 +11,13 @@ through :attr:`ALModel.head_linear`::
     W, b = model.head_linear.weight, model.head_linear.bias
     mc_logits_B_K_C = F.dropout(emb_B_D[:, None, :].expand(-1, K, -1), p, training=True) @ W.T + b
 
-Names: ``cnn``, ``mlp``, ``resnet18``. Initialisation uses torch's global RNG,
-so the caller seeds it (``torch.manual_seed``) for a reproducible model. No
-pretrained weights are ever downloaded.
+Names: ``cnn``, ``mlp``, ``resnet18``, registered with `register_model`; other
+packages add more through the entry-point group ``alsweep.models`` (the entry
+point names a module whose import registers them). A builder is
+``fn(input_shape, num_classes, options) -> ALModel`` and receives its
+registered defaults overridden by the config. Initialisation uses torch's
+global RNG, so the caller seeds it (``torch.manual_seed``) for a reproducible
+model. No pretrained weights are ever downloaded.
 """
 
 from __future__ import annotations
@@ -27,11 +31,34 @@ import torch
 from torch import Tensor, nn
 
 from experiments.errors import ConfigError
-from strategies.errors import UnknownNameError
+from experiments.registry import LiveNames, Registry, Spec
 
-__all__ = ["ALModel", "MODEL_NAMES", "build_model"]
+__all__ = ["ALModel", "ENTRY_POINT_GROUP", "MODELS", "MODEL_NAMES", "available_models", "build_model", "get_model", "register_model"]
 
-MODEL_NAMES: tuple[str, ...] = ("cnn", "mlp", "resnet18")
+ENTRY_POINT_GROUP = "alsweep.models"
+
+MODELS: Registry = Registry("model", ENTRY_POINT_GROUP, config_key="model.name")
+
+#: The registered model names, plugins included (read at each use).
+MODEL_NAMES = LiveNames(MODELS)
+
+Builder = Callable[[tuple[int, ...], int, Mapping[str, Any]], "ALModel"]
+
+
+def register_model(
+    *, name: str, defaults: Mapping[str, Any] | None = None, description: str = ""
+) -> Callable[[Builder], Builder]:
+    """Decorator: register a builder ``fn(input_shape, num_classes, options) -> ALModel`` under ``name``."""
+    return MODELS.register(name=name, defaults=defaults, description=description)
+
+
+def get_model(name: str) -> Spec:
+    """The spec registered under ``name``; UnknownNameError lists valid names and the closest one."""
+    return MODELS.get(name)
+
+
+def available_models() -> tuple[str, ...]:
+    return MODELS.names()
 
 
 class ALModel(nn.Module):
@@ -83,15 +110,6 @@ class ALModel(nn.Module):
 # --------------------------------------------------------------------------- option checks
 
 
-def _resolve_options(name: str, given: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    for key in given:
-        if key not in defaults:
-            raise ConfigError(
-                f"model.{key}: unknown option for model '{name}'; accepted options: {', '.join(sorted(defaults))}"
-            )
-    return {**defaults, **given}
-
-
 def _is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
@@ -125,9 +143,12 @@ def _image_shape(name: str, input_shape: tuple[int, ...], min_hw: int) -> tuple[
 # --------------------------------------------------------------------------- builders
 
 
+@register_model(
+    name="mlp", defaults={"dropout": 0.5, "hidden": (256, 128)}, description="fully connected; any input shape"
+)
 def _build_mlp(input_shape: tuple[int, ...], num_classes: int, options: Mapping[str, Any]) -> ALModel:
     """Flatten -> [Linear -> ReLU] per hidden width; embedding = last hidden layer."""
-    opts = _resolve_options("mlp", options, {"dropout": 0.5, "hidden": (256, 128)})
+    opts = options  # registered defaults merged and unknown keys refused by build_model
     dropout = _check_dropout(opts["dropout"])
     hidden = opts["hidden"]
     if _is_int(hidden):
@@ -146,9 +167,14 @@ def _build_mlp(input_shape: tuple[int, ...], num_classes: int, options: Mapping[
     return ALModel(nn.Sequential(*layers), width, num_classes, dropout, name="mlp")
 
 
+@register_model(
+    name="cnn",
+    defaults={"dropout": 0.5, "width": 32, "embedding_dim": 128},
+    description="two conv blocks + linear embedding; images of at least 4x4",
+)
 def _build_cnn(input_shape: tuple[int, ...], num_classes: int, options: Mapping[str, Any]) -> ALModel:
     """conv(C->w) ReLU pool2 -> conv(w->2w) ReLU pool2 -> flatten -> Linear(->D) ReLU."""
-    opts = _resolve_options("cnn", options, {"dropout": 0.5, "width": 32, "embedding_dim": 128})
+    opts = options  # registered defaults merged and unknown keys refused by build_model
     dropout = _check_dropout(opts["dropout"])
     width = _check_pos_int("width", opts["width"])
     emb_dim = _check_pos_int("embedding_dim", opts["embedding_dim"])
@@ -167,9 +193,12 @@ def _build_cnn(input_shape: tuple[int, ...], num_classes: int, options: Mapping[
     return ALModel(backbone, emb_dim, num_classes, dropout, name="cnn")
 
 
+@register_model(
+    name="resnet18", defaults={"dropout": 0.5}, description="torchvision ResNet-18, CIFAR stem, random init; images"
+)
 def _build_resnet18(input_shape: tuple[int, ...], num_classes: int, options: Mapping[str, Any]) -> ALModel:
     """torchvision ResNet-18 in its CIFAR form: 3x3 stride-1 stem, no max-pool, 512-d embedding."""
-    opts = _resolve_options("resnet18", options, {"dropout": 0.5})
+    opts = options  # registered defaults merged and unknown keys refused by build_model
     dropout = _check_dropout(opts["dropout"])
     c, _, _ = _image_shape("resnet18", input_shape, min_hw=1)  # adaptive pooling takes any size
     from torchvision.models import resnet18  # lazy: torchvision.models is slow to import
@@ -183,13 +212,6 @@ def _build_resnet18(input_shape: tuple[int, ...], num_classes: int, options: Map
     return ALModel(net, 512, num_classes, dropout, name="resnet18")
 
 
-_BUILDERS: dict[str, Callable[[tuple[int, ...], int, Mapping[str, Any]], ALModel]] = {
-    "cnn": _build_cnn,
-    "mlp": _build_mlp,
-    "resnet18": _build_resnet18,
-}
-
-
 def build_model(name: str, *, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> ALModel:
     """Build model ``name`` for inputs ``[B, *input_shape]`` and ``num_classes`` classes.
 
@@ -199,8 +221,7 @@ def build_model(name: str, *, input_shape: tuple[int, ...], num_classes: int, **
     for an unknown option, an out-of-range value or inputs the model cannot take.
     Weights come from torch's global RNG: seed it first for a reproducible model.
     """
-    if name not in MODEL_NAMES:
-        raise UnknownNameError("model", name, MODEL_NAMES, key="model.name")
+    spec = MODELS.get(name)
     shape = tuple(input_shape)
     if not shape or not all(_is_int(s) and s >= 1 for s in shape):
         raise ConfigError(
@@ -208,4 +229,4 @@ def build_model(name: str, *, input_shape: tuple[int, ...], num_classes: int, **
         )
     if not _is_int(num_classes) or num_classes < 2:
         raise ConfigError(f"model '{name}': num_classes must be an integer >= 2; got {num_classes!r}")
-    return _BUILDERS[name](tuple(int(s) for s in shape), int(num_classes), options)
+    return spec.fn(tuple(int(s) for s in shape), int(num_classes), MODELS.resolve_options(name, options))

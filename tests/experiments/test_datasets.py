@@ -21,11 +21,11 @@ from experiments.datasets import (
     dataset_sizes,
     load_dataset,
     read_idx,
-    write_cifar10_batches,
-    write_idx,
 )
+from experiments.datasets import idx as idx_module
 from experiments.errors import ConfigError, DatasetNotFoundError
 from strategies.errors import UnknownNameError
+from tests.experiments.dataset_files import write_cifar10_batches, write_idx
 
 REPO = Path(__file__).resolve().parents[2]
 N_TRAIN, N_TEST = 50, 20
@@ -36,7 +36,7 @@ def _isolated_data_root(tmp_path_factory, monkeypatch):
     # Never read or write the user's cache, and never see the system Fashion-MNIST
     # unless a test asks for it.
     monkeypatch.setenv("ALSWEEP_DATA", str(tmp_path_factory.mktemp("data_root")))
-    monkeypatch.setattr(D, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path_factory.mktemp("no_debian")))
+    monkeypatch.setattr(idx_module, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path_factory.mktemp("no_debian")))
 
 
 def _random_split(gen: torch.Generator, n: int, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,7 +80,7 @@ def test_idx_round_trip(tmp_path, suffix, shape):
     back = read_idx(path)
     assert back.dtype == torch.uint8
     assert torch.equal(back, t)
-    assert D._read_idx_dims(path) == shape
+    assert idx_module._read_idx_dims(path) == shape
 
 
 def test_idx_header_bytes_follow_the_spec(tmp_path):
@@ -123,7 +123,7 @@ def test_idx_bad_magic_and_type(tmp_path):
     with pytest.raises(DatasetFormatError, match="truncated IDX header"):
         read_idx(short)
     with pytest.raises(DatasetFormatError, match="truncated IDX header"):
-        D._read_idx_dims(short)
+        idx_module._read_idx_dims(short)
 
 
 def test_write_idx_rejects_non_uint8(tmp_path):
@@ -182,7 +182,7 @@ def test_fashion_mnist_default_root_torchvision_layout(tmp_path, monkeypatch):
 def test_fashion_mnist_prefers_the_debian_dir(tmp_path, monkeypatch):
     debian = tmp_path / "debian"
     _write_mnist_files(debian, gz=True, seed=1)
-    monkeypatch.setattr(D, "DEBIAN_FASHION_MNIST_DIR", str(debian))
+    monkeypatch.setattr(idx_module, "DEBIAN_FASHION_MNIST_DIR", str(debian))
     monkeypatch.setenv("ALSWEEP_DATA", str(tmp_path / "cache"))
     _write_mnist_files(tmp_path / "cache" / "FashionMNIST" / "raw", gz=False, seed=2)
     assert load_dataset("fashion_mnist", download=False).source == str(debian)
@@ -243,7 +243,7 @@ def test_missing_fashion_mnist_lists_every_place_looked(monkeypatch, tmp_path):
     with pytest.raises(DatasetNotFoundError) as info:
         load_dataset("fashion_mnist", download=False)
     msg = str(info.value)
-    assert D.DEBIAN_FASHION_MNIST_DIR in msg
+    assert idx_module.DEBIAN_FASHION_MNIST_DIR in msg
     assert str(tmp_path / "cache" / "FashionMNIST" / "raw") in msg
     assert "apt-get" in msg and "\n" not in msg
 
@@ -255,7 +255,7 @@ def test_failed_download_is_reported_in_one_line(tmp_path, monkeypatch):
         calls.append((class_name, target))
         return "URLError: <urlopen error [Errno -3] Temporary failure in name resolution>"
 
-    monkeypatch.setattr(D, "_torchvision_download", offline)
+    monkeypatch.setattr(idx_module, "torchvision_download", offline)
     with pytest.raises(DatasetNotFoundError) as info:
         load_dataset("fashion_mnist", root=tmp_path, download=True)
     assert calls == [("FashionMNIST", tmp_path)]
@@ -269,7 +269,7 @@ def test_download_result_is_read_back(tmp_path, monkeypatch):
         _write_mnist_files(target / class_name / "raw", gz=False)
         return None
 
-    monkeypatch.setattr(D, "_torchvision_download", fake_download)
+    monkeypatch.setattr(idx_module, "torchvision_download", fake_download)
     ds = load_dataset("mnist", root=tmp_path, download=True)
     assert ds.source == str(tmp_path / "MNIST" / "raw") and ds.train_size == N_TRAIN
 
@@ -449,7 +449,8 @@ def test_unknown_dataset_name_suggests_closest():
 
 def test_names_are_sorted_and_all_loadable_by_dispatch():
     assert DATASET_NAMES == tuple(sorted(DATASET_NAMES))
-    assert set(DATASET_NAMES) == set(D._LOADERS) == set(D._SIZES)
+    assert set(DATASET_NAMES) == {"cifar10", "digits", "fashion_mnist", "mnist", "synthetic"}
+    assert all(D.get_dataset(name).extras["sizes"] is not None for name in DATASET_NAMES)
 
 
 def test_record_to_and_repr():
@@ -478,14 +479,14 @@ _REAL = Path("/usr/share/datasets/fashion-mnist")
 
 @pytest.mark.skipif(not _REAL.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_real_debian_fashion_mnist(monkeypatch):
-    monkeypatch.setattr(D, "DEBIAN_FASHION_MNIST_DIR", str(_REAL))
+    monkeypatch.setattr(idx_module, "DEBIAN_FASHION_MNIST_DIR", str(_REAL))
 
     # Sizes come from the IDX headers alone: reading pixels here would be a bug.
     def no_pixels(path):
         raise AssertionError(f"dataset_sizes read {path}")
 
     with monkeypatch.context() as m:
-        m.setattr(D, "read_idx", no_pixels)
+        m.setattr(idx_module, "read_idx", no_pixels)
         assert dataset_sizes("fashion_mnist") == (60000, 10000)
 
     ds = load_dataset("fashion_mnist", download=False)
