@@ -4,8 +4,9 @@
     alsweep -m strategy=entropy,tod seed=0,1 hydra/launcher=joblib    a sweep
     alsweep experiment=demo                                 a preset (the demo sweeps by itself)
     alsweep leaderboard --experiment demo                   compare the tracked runs
+    alsweep strategies [--json]                             list the registry (also: datasets, models)
 
-Everything but ``leaderboard`` goes to Hydra. Config-group choices that do
+Everything but ``leaderboard`` and the listings goes to Hydra. Config-group choices that do
 not exist (``strategy=bals``) are caught before Hydra starts, so the user gets
 one line naming the key, the valid values and the closest one, instead of
 Hydra's multi-line search-path report; the same holds for errors found while
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int | None:
         from experiments.leaderboard import main as leaderboard_main
 
         return leaderboard_main(arguments[1:])
+    if arguments and arguments[0] in ("strategies", "datasets", "models"):
+        from experiments.listings import main as listing_main
+
+        return listing_main(arguments)
     try:
         check_group_overrides(arguments)
     except UnknownNameError as error:
