@@ -15,6 +15,7 @@ validating the composed config inside a job.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import sys
@@ -28,7 +29,21 @@ from strategies import UnknownNameError
 
 log = logging.getLogger("alsweep")
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def find_config_dir() -> Path:
+    """conf/ beside the packages in a checkout (editable or on PYTHONPATH), else the installed ``alsweep_conf``."""
+    checkout = Path(__file__).resolve().parents[1] / "conf"
+    if (checkout / "config.yaml").is_file():
+        return checkout
+    spec = importlib.util.find_spec("alsweep_conf")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "config.yaml").is_file():
+            return Path(location).resolve()
+    raise SystemExit(f"alsweep: error: no config tree: neither {checkout} nor the package alsweep_conf exists; reinstall alsweep")
+
+
+CONFIG_DIR = find_config_dir()
 #: Config groups whose options are the yaml files in conf/<group>/.
 CHECKED_GROUPS = ("dataset", "model", "strategy", "loop", "trainer", "tracking", "experiment")
 _SWEEP_FUNCTION = re.compile(r"^(choice)\((.*)\)$")
@@ -63,7 +78,7 @@ def check_group_overrides(arguments: list[str]) -> None:
                 raise UnknownNameError(key.replace("_", " "), option, valid, key=key)
 
 
-# an absolute path: conf/ lives beside the packages in the checkout (installed editable), not inside one
+# an absolute path: conf/ of the checkout, or the alsweep_conf package of an installed wheel
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> float:
     """One Hydra job = one AL run; returns the final test accuracy (for sweepers that optimise)."""

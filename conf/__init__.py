@@ -1,0 +1,1 @@
+"""alsweep's Hydra config tree, installed as the package ``alsweep_conf`` (see setup.py)."""
