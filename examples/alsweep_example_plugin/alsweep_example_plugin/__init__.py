@@ -1,0 +1,1 @@
+"""An example alsweep plugin: the strategy ``power_margin`` (see strategies.py)."""

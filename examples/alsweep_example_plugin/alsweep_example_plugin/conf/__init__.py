@@ -1,0 +1,1 @@
+"""Hydra configs of the plugin, found with ``hydra.searchpath=[pkg://alsweep_example_plugin.conf]``."""
