@@ -16,7 +16,7 @@ transitively, without a hand-kept list:
    simple constants (numbers, strings, tuples of them) by value;
 5. hash the sorted (qualified name, normalised source) pairs with sha256.
 
-Sources are normalised to their AST without docstrings (``ast.dump``), so
+Sources are normalised to their AST without docstrings (a dump that is the same on Python 3.10-3.13), so
 comments, blank lines, formatting and docstrings do not change a hash; any
 change to code does. Wrapped functions (``functools.wraps``) are unwrapped
 first, so the registry's validating wrapper is not part of a strategy's hash.
@@ -76,9 +76,29 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def _dump(node: Any) -> str:
+    """A stable text form of an AST across Python versions.
+
+    ``ast.dump`` changes between versions (3.12 added ``type_params``, 3.13
+    stopped printing empty and None fields), so fields that are None or empty
+    are always left out, as is ``Constant.kind`` (the ``u`` prefix) and type
+    comments; positions are never part of it.
+    """
+    if isinstance(node, ast.AST):
+        fields = [
+            f"{name}={_dump(value)}"
+            for name, value in ast.iter_fields(node)
+            if value is not None and value != [] and name not in ("kind", "type_comment")
+        ]
+        return f"{type(node).__name__}({', '.join(fields)})"
+    if isinstance(node, list):
+        return "[" + ", ".join(_dump(item) for item in node) + "]"
+    return repr(node)
+
+
 def normalised_source(source: str) -> str:
     """The AST of ``source`` without docstrings or positions: what changes only when code changes."""
-    return ast.dump(_strip_docstrings(ast.parse(textwrap.dedent(source))), annotate_fields=False)
+    return _dump(_strip_docstrings(ast.parse(textwrap.dedent(source))))
 
 
 def _parse_definition(obj: Any) -> ast.AST | None:
@@ -174,7 +194,7 @@ class _Walker:
         if definition is None:
             self.parts[key] = "<source unavailable>"
             return
-        self.parts[key] = ast.dump(_strip_docstrings(definition), annotate_fields=False)
+        self.parts[key] = _dump(_strip_docstrings(definition))
         namespace = _namespace(obj)
         for chain in sorted(_name_chains(definition)):
             self._follow(chain, namespace, where=key)
@@ -206,7 +226,8 @@ class _Walker:
         if isinstance(value, types.ModuleType):
             return  # a module on the way to an attribute; the attribute itself is followed
         if _is_constant(value):
-            self.parts[label] = repr(value)
+            # sorted: a frozenset's order follows the per-process string hash seed
+            self.parts[label] = repr(sorted(value, key=repr)) if isinstance(value, frozenset) else repr(value)
         else:
             self.visit(value)
 

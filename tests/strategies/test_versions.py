@@ -130,3 +130,43 @@ def test_check_command_reports_a_stale_lock(tmp_path, monkeypatch, capsys):
     assert "ratio: not in versions.lock; run `python -m strategies.versions --update`" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         versions.main(["--same-output", "ratio"])
+
+
+_AST_PROBE = """
+import hashlib, importlib.util, pathlib, sys
+spec = importlib.util.spec_from_file_location("code_hash_probe", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+digest = hashlib.sha256()
+for path in sorted(pathlib.Path(sys.argv[2]).glob("*/*.py")):
+    if path.parent.name in ("strategies", "kernels"):
+        digest.update(module.normalised_source(path.read_text()).encode())
+print(digest.hexdigest())
+"""
+
+
+def test_normalised_source_is_the_same_on_every_python_here():
+    """ast.dump differs between 3.11, 3.12 and 3.13; the lock must not depend on the interpreter."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import strategies.code_hash as code_hash
+
+    repo = Path(code_hash.__file__).resolve().parents[1]
+    candidates = {shutil.which(f"python3.{minor}") for minor in range(10, 15)} - {None}
+    candidates |= {str(path) for path in Path.home().glob(".pyenv/versions/3.1[0-9]*/bin/python3")}
+    digests: dict[str, str] = {}
+    for python in sorted(candidates | {sys.executable}):
+        result = subprocess.run(
+            [python, "-c", "import sys; print(sys.version_info[:2] >= (3, 10))"], capture_output=True, text=True, timeout=60
+        )
+        if result.stdout.strip() != "True":
+            continue  # a pyenv shim without a selected version, or too old a Python: nothing to compare
+        result = subprocess.run([python, "-c", _AST_PROBE, code_hash.__file__, str(repo)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True).stdout
+        digests[version.strip()] = result.stdout.strip()
+    if len(digests) < 2:
+        pytest.skip(f"only one Python version here ({', '.join(digests)}): nothing to compare")
+    assert len(set(digests.values())) == 1, digests
