@@ -1,0 +1,218 @@
+"""DRAFT of ``alsweep rerun``: run a tracked run again from its MLflow record and say whether it is the same.
+
+    python -m experiments.rerun RUN_ID [--tracking-uri URI] [--allow-drift] [--output-dir DIR]
+
+1. Fetch the run's tags and its ``config.yaml`` artifact (the resolved config).
+2. Report each drift between the record and this machine in one line:
+   ``git_commit`` / ``git_dirty``, ``dataset_fingerprint`` (against the local
+   data), ``strategy_version``, ``strategy_code_hash``, ``kernels_code_hash``
+   (against the local registry) and ``alsweep_version``.
+3. Refuse (exit 3) on a code or data drift unless ``--allow-drift``.
+4. Run the config again as a new MLflow run tagged ``rerun_of=RUN_ID``.
+5. Print whether the selections and the per-round metrics equal the original's
+   (exit 0 if they do, 1 if not).
+
+The config is run directly from the artifact, never through
+``--config-dir DIR --config-name config``, which would silently compose the
+package's own config.yaml first.
+
+What this draft needs from the runner (issue 8 owns it; it uses only public
+functions until then):
+- ``run_experiment(cfg, ..., extra_tags={"rerun_of": RUN_ID})`` and the new
+  run's id in its result; meanwhile the new run is found by its unique
+  ``output_dir`` tag and tagged afterwards;
+- the Hydra overrides and, for ``git_dirty=true``, the diff logged as
+  artifacts: without them a dirty record can only be reported, not checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+#: Drifts of these kinds refuse a rerun unless --allow-drift.
+BLOCKING = ("code", "data")
+#: Metrics that must be equal for a rerun to count as identical (timings are not).
+COMPARED_METRICS = (
+    "labelled_count", "pool_size", "test_accuracy", "test_loss", "train_steps", "final_test_accuracy", "learning_curve_area",
+)
+CODE_PATHS = ("strategies", "kernels", "experiments", "conf")
+
+
+@dataclass(frozen=True)
+class Drift:
+    key: str
+    recorded: str
+    local: str
+    kind: str  # "code", "data" or "info"
+    note: str = ""
+
+    def line(self) -> str:
+        note = f" ({self.note})" if self.note else ""
+        return f"drift [{self.kind}] {self.key}: recorded {self.recorded}, local {self.local}{note}"
+
+
+def _git_code_changed(recorded_commit: str) -> bool | None:
+    """Whether code under CODE_PATHS differs between ``recorded_commit`` and HEAD; None if unknowable."""
+    from experiments.runner import REPO_ROOT
+
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "diff", "--quiet", recorded_commit, "HEAD", "--", *CODE_PATHS],
+            capture_output=True, timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {0: False, 1: True}.get(result.returncode)
+
+
+def git_drifts(tags: Mapping[str, str]) -> list[Drift]:
+    from experiments.runner import git_commit
+
+    local = git_commit()
+    recorded_commit, recorded_dirty = tags.get("git_commit"), tags.get("git_dirty")
+    if recorded_commit is None and local is None:
+        return []
+    if local is None:
+        return [Drift("git_commit", recorded_commit or "-", "not a git checkout", "info", "code identity rests on the code hashes")]
+    drifts = []
+    commit, dirty = local
+    if recorded_commit != commit:
+        changed = _git_code_changed(recorded_commit) if recorded_commit else None
+        if changed is None:
+            drifts.append(Drift("git_commit", recorded_commit or "-", commit, "code", "recorded commit unknown here"))
+        elif changed:
+            drifts.append(Drift("git_commit", recorded_commit, commit, "code", f"{', '.join(CODE_PATHS)} differ"))
+        else:
+            drifts.append(Drift("git_commit", recorded_commit, commit, "info", "no change under " + ", ".join(CODE_PATHS)))
+    if recorded_dirty == "true":
+        drifts.append(Drift("git_dirty", "true", str(dirty).lower(), "info", "the recorded uncommitted changes were not saved"))
+    elif dirty:
+        drifts.append(Drift("git_dirty", recorded_dirty or "-", "true", "info", "local uncommitted changes"))
+    return drifts
+
+
+def registry_drifts(tags: Mapping[str, str], container: Mapping[str, Any]) -> list[Drift]:
+    from experiments.runner import package_version
+    from strategies import get_strategy
+    from strategies.code_hash import kernels_code_hash
+
+    spec = get_strategy(container["strategy"]["name"])
+    local = {
+        "strategy_version": ("code", spec.version),
+        "strategy_code_hash": ("code", spec.code_hash),
+        "kernels_code_hash": ("code", kernels_code_hash()),
+        "alsweep_version": ("info", package_version()),
+    }
+    drifts = []
+    for key, (kind, value) in local.items():
+        recorded = tags.get(key)
+        if recorded is None:
+            drifts.append(Drift(key, "not recorded", value, kind, "a run from before this tag existed"))
+        elif recorded != value:
+            drifts.append(Drift(key, recorded, value, kind))
+    return drifts
+
+
+def data_drift(tags: Mapping[str, str], container: Mapping[str, Any]) -> list[Drift]:
+    from experiments.datasets import load_dataset
+
+    node = dict(container["dataset"])
+    name, root, _ = node.pop("name"), node.pop("root", None), node.pop("download", None)
+    try:
+        fingerprint = load_dataset(name, root=root, download=False, **node).fingerprint
+    except Exception as error:  # noqa: BLE001 - any failure to load means the data cannot be checked
+        return [Drift("dataset_fingerprint", tags.get("dataset_fingerprint", "-"), "unavailable", "data", str(error))]
+    if tags.get("dataset_fingerprint") != fingerprint:
+        return [Drift("dataset_fingerprint", tags.get("dataset_fingerprint", "not recorded"), fingerprint, "data")]
+    return []
+
+
+def _read_rows(path: Path) -> list[list[str]]:
+    with path.open(newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def compare(client: Any, original_id: str, new_id: str, original_selections: Path, new_selections: Path) -> list[str]:
+    """One line per difference between the two runs' selections and compared metrics (empty: identical)."""
+    differences = []
+    old_rows, new_rows = _read_rows(original_selections), _read_rows(new_selections)
+    if old_rows != new_rows:
+        first = next((i for i, (a, b) in enumerate(zip(old_rows, new_rows)) if a != b), min(len(old_rows), len(new_rows)))
+        differences.append(f"selections differ from row {first} ({len(old_rows) - 1} recorded, {len(new_rows) - 1} now)")
+    for key in COMPARED_METRICS:
+        old = [(m.step, m.value) for m in sorted(client.get_metric_history(original_id, key), key=lambda m: m.step)]
+        new = [(m.step, m.value) for m in sorted(client.get_metric_history(new_id, key), key=lambda m: m.step)]
+        if old != new:
+            differences.append(f"metric {key} differs: recorded {old[:3]}..., now {new[:3]}...")
+    return differences
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.rerun", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_id")
+    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store holding the run (default: ./mlflow.db)")
+    parser.add_argument("--allow-drift", action="store_true", help="rerun even if the code or the data drifted")
+    parser.add_argument("--output-dir", type=Path, help="the rerun's folder (default: outputs/reruns/<run id>-<time>)")
+    args = parser.parse_args(argv)
+
+    from experiments.runner import run_experiment
+    from experiments.tracking import import_mlflow, resolve_tracking_uri
+
+    mlflow = import_mlflow()
+    launch_dir = Path.cwd()
+    tracking_uri = resolve_tracking_uri(args.tracking_uri, launch_dir)
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    try:
+        record = client.get_run(args.run_id)
+    except Exception as error:  # noqa: BLE001 - MlflowException and store errors alike
+        print(f"alsweep rerun: error: run '{args.run_id}' not found in {tracking_uri}: {error}", file=sys.stderr)
+        return 2
+    tags = record.data.tags
+    with tempfile.TemporaryDirectory() as scratch:
+        config_path = Path(client.download_artifacts(args.run_id, "config.yaml", scratch))
+        container = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
+        original_selections = Path(client.download_artifacts(args.run_id, "selections.csv", scratch))
+
+        drifts = [*git_drifts(tags), *registry_drifts(tags, container), *data_drift(tags, container)]
+        for drift in drifts:
+            print(drift.line())
+        if not drifts:
+            print("no drift: code, data and versions match the record")
+        blocking = [d for d in drifts if d.kind in BLOCKING]
+        if blocking and not args.allow_drift:
+            print(f"alsweep rerun: refused: {len(blocking)} code/data drift(s); pass --allow-drift to rerun anyway", file=sys.stderr)
+            return 3
+
+        container["tracking"] = {**container["tracking"], "uri": tracking_uri, "enabled": True}
+        output_dir = (args.output_dir or Path("outputs") / "reruns" / f"{args.run_id}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+        run_experiment(OmegaConf.create(container), output_dir=output_dir, launch_dir=launch_dir)
+
+        new_runs = client.search_runs(
+            [record.info.experiment_id], filter_string=f"tags.output_dir = '{output_dir}'", order_by=["attributes.start_time DESC"]
+        )
+        if not new_runs:
+            print(f"alsweep rerun: error: the new run (output_dir {output_dir}) is not in {tracking_uri}", file=sys.stderr)
+            return 2
+        new_id = new_runs[0].info.run_id
+        client.set_tag(new_id, "rerun_of", args.run_id)
+        differences = compare(client, args.run_id, new_id, original_selections, output_dir / "selections.csv")
+    for line in differences:
+        print(line)
+    verdict = "identical to" if not differences else "different from"
+    print(f"rerun {new_id}: selections and metrics {verdict} run {args.run_id}")
+    return 0 if not differences else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
