@@ -30,7 +30,6 @@ from strategies import UnknownNameError
 log = logging.getLogger("alsweep")
 
 
-
 def find_config_dir() -> Path:
     """conf/ beside the packages in a checkout (editable or on PYTHONPATH), else the installed ``alsweep_conf``."""
     checkout = Path(__file__).resolve().parents[1] / "conf"
