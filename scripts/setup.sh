@@ -3,7 +3,7 @@
 #  - Fashion-MNIST from Debian (apt-get install dataset-fashion-mnist) when running as root;
 #  - a virtualenv with torch + torchvision installed FIRST, by pip, so that no other
 #    resolver picks a torch build; override with ALSWEEP_TORCH="torch==X torchvision==Y";
-#  - alsweep itself, editable (conf/ is read from this checkout), with the dev extras.
+#  - alsweep itself, editable (conf/ is read from this checkout), with the dev (and on x86-64 Linux, gpu) extras.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -37,7 +37,11 @@ fi
 echo "setup: installing torch and torchvision (pip; several GB on a fresh machine)"
 # shellcheck disable=SC2086  # ALSWEEP_TORCH is a list of requirement specifiers
 .venv/bin/python -m pip install -q --disable-pip-version-check ${ALSWEEP_TORCH:-torch torchvision}
-echo "setup: installing alsweep (editable) with its dependencies"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+# the gpu extra (CuPy, ~70 MB; it finds NVRTC in torch's CUDA wheels) lets the tests compile every
+# CUDA kernel source even without a GPU; CuPy ships x86-64 Linux wheels only
+extras=dev
+if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then extras=dev,gpu; fi
+echo "setup: installing alsweep (editable) with its dependencies [$extras]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
 echo "$wanted" > "$stamp"
 echo "setup: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
