@@ -11,6 +11,8 @@
 #   ALSWEEP_SERVER_PORT    MLflow's port (default 5000)
 #   ALSWEEP_PG_PORT        PostgreSQL's port, always on 127.0.0.1 (default 5433)
 #   ALSWEEP_SERVER_WORKERS MLflow worker processes (default 2)
+#   ALSWEEP_SERVER_ALLOWED_HOSTS  Host headers MLflow accepts besides localhost and private IPs
+#                          (its --allowed-hosts), e.g. mlflow.lab.example.org,mlflow.lab.example.org:5000
 #   ALSWEEP_DEFAULT_PERMISSION  what a user may do on experiments nobody granted them:
 #                          NO_PERMISSIONS (default: a group sees only its own experiments and
 #                          those shared with it), READ, USE, EDIT or MANAGE
@@ -272,7 +274,7 @@ start_mlflow() {
       --backend-store-uri "postgresql+psycopg2://$DB_ROLE@127.0.0.1:$PG_PORT/$DB_NAME" \
       --artifacts-destination "$ARTIFACTS" --serve-artifacts \
       --host "$HOST" --port "$PORT" --workers "${ALSWEEP_SERVER_WORKERS:-2}" \
-      --app-name basic-auth
+      --app-name basic-auth ${ALSWEEP_SERVER_ALLOWED_HOSTS:+--allowed-hosts "$ALSWEEP_SERVER_ALLOWED_HOSTS"}
   ) </dev/null >>"$MLFLOW_LOG" 2>&1 &
   echo $! >"$MLFLOW_PID"
   local waited=0
