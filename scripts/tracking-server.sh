@@ -24,6 +24,9 @@
 #                          store. Without them, `admin` and a generated password are written to
 #                          DIR/admin.credentials (mode 0600, in the format of ~/.mlflow/credentials).
 #   MLFLOW_FLASK_SERVER_SECRET_KEY   the auth app's CSRF key (default: generated once into DIR/secrets)
+#   MLFLOW_SERVER_ENABLE_JOB_EXECUTION  MLflow's job executor for GenAI scorers (default false
+#                          here: alsweep does not use it, and it costs about 8 processes)
+#   ALSWEEP_SERVER_START_TIMEOUT  seconds to wait for MLflow to answer /health (default 180)
 #
 # Layout of DIR:
 #   postgres/data  postgres/run (socket)  postgres/postgres.log   the PostgreSQL cluster
@@ -47,8 +50,9 @@ HEALTH_TIMEOUT=${ALSWEEP_SERVER_START_TIMEOUT:-180}
 die() { echo "tracking-server: error: $*" >&2; exit 1; }
 say() { echo "tracking-server: $*"; }
 
+# The header comment above is the help text.
 usage() {
-  sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"
   exit "${1:-2}"
 }
 
