@@ -113,6 +113,7 @@ class Server:
 def _script_env() -> dict[str, str]:
     env = dict(os.environ)
     env["ALSWEEP_PYTHON"] = sys.executable
+    env.setdefault("ALSWEEP_SERVER_WORKERS", "1")  # one worker serves a 2-job sweep; CI's CPU is scarce
     for key in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
                 "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(key, None)  # the script must generate what it needs
