@@ -13,7 +13,7 @@ For a pool sample x and a target x*, with p_k the K posterior samples' predictio
     I(y; y* | x, x*) = H(y) + H(y*) - H(y, y*),
 
 which is the paper's sum_{y,y*} p(y, y*) log[p(y, y*) / (p(y) p(y*))] written so that
-the [C, C] joint of every (x, x*) pair needs one entr() and nothing else: the joint
+the [C, C] joint of every (x, x*) pair needs only p log p, one pass: the joint
 of a block of pool rows with a block of targets is the single matmul
 [n*C, K] x [K, t*C]. EPIG(x) = mean over x* of that information, in nats.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from kernels.batchbald import plogp_into
 from kernels.chunking import chunk_slices
 
 #: Elements per [n*C, t*C] block of joint probabilities; as in kernels/batchbald.py, 4 MB blocks
@@ -73,13 +74,17 @@ def epig(
         target_mc_log_probs_Nt_K_C[targets].float().exp().permute(1, 0, 2).reshape(num_samples_K, -1)
         for targets in chunk_slices(num_targets, targets_per_block)
     ]
-    joint_sums_N = torch.zeros(pool_size, device=device)
+    block_size = pool_rows_per_block * num_classes * targets_per_block * num_classes
+    joint_buffer = torch.empty(block_size, device=device)
+    log_buffer = torch.empty(block_size, device=device)
+    joint_negentropy_sums_N = torch.zeros(pool_size, device=device)
     for rows in chunk_slices(pool_size, pool_rows_per_block):
         # [n, K, C] -> [n*C, K], with the 1/K of the mean over samples folded in
         pool_X_K = (mc_log_probs_N_K_C[rows].float().exp() / num_samples_K).transpose(1, 2).reshape(-1, num_samples_K)
         for target_K_Y in target_blocks:
-            joint_X_Y = pool_X_K @ target_K_Y
-            torch.special.entr(joint_X_Y, out=joint_X_Y)
-            joint_sums_N[rows] += joint_X_Y.sum(dim=1).view(-1, num_classes).sum(dim=1)
-    scores_N = pool_entropies_N + mean_target_entropy - joint_sums_N / num_targets
+            used = pool_X_K.shape[0] * target_K_Y.shape[1]
+            joint_X_Y = torch.mm(pool_X_K, target_K_Y, out=joint_buffer[:used].view(pool_X_K.shape[0], -1))
+            plogp_X_Y = plogp_into(joint_X_Y, log_buffer[:used].view_as(joint_X_Y))
+            joint_negentropy_sums_N[rows] += plogp_X_Y.sum(dim=1).view(-1, num_classes).sum(dim=1)
+    scores_N = pool_entropies_N + mean_target_entropy + joint_negentropy_sums_N / num_targets
     return scores_N.clamp_(min=0.0)
