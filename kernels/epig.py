@@ -25,8 +25,8 @@ import torch
 from kernels.batchbald import plogp_into
 from kernels.chunking import chunk_slices
 
-#: Elements per [n*C, t*C] block of joint probabilities; as in kernels/batchbald.py, 4 MB blocks
-#: on a CPU, larger on a GPU.
+#: Elements per [n*C, t*C] block of joint probabilities; the same work per element as the
+#: batchbald blocks (a K-deep matmul, then p log p), so the same sizes (see kernels/batchbald.py).
 BLOCK_ELEMENTS = {"cpu": 2**20, "cuda": 2**26}
 
 
