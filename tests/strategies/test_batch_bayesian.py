@@ -88,3 +88,10 @@ def test_epig_target_size_outside_the_pool_is_a_one_line_error_naming_the_key(ba
         StrategyInputError, match=rf"^epig: 'target_size' must be null or an integer in \[1, N=40\] \(the pool size\); got {bad!r}$"
     ):
         get_strategy("epig")(random_pool(40, 3, 2, seed=0), 3, generator=generator(), target_size=bad)
+
+
+@pytest.mark.parametrize("name", ["batchbald", "epig"])
+def test_an_empty_pool_gives_an_empty_selection(name):
+    pool = pool_of(torch.zeros(0, 4, 3))
+    selection = get_strategy(name)(pool, 5, generator=generator())
+    assert selection.indices_B.shape == (0,) and selection.scores_N.shape == (0,)
