@@ -115,3 +115,15 @@ def test_query_larger_than_the_pool_returns_every_position_once():
 def test_num_samples_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match=r"num_samples must be an integer >= 1; got"):
         batchbald(random_log_probs(5, 3, 2, seed=0), 2, num_samples=bad, generator=torch.Generator())
+
+
+@pytest.mark.gpu
+def test_cuda_gives_the_cpu_picks():
+    # a CPU generator draws the same configurations for both devices
+    log_probs = random_log_probs(500, 10, 6, seed=9)
+    runs = [
+        batchbald(log_probs.to(device), 8, num_samples=2_000, generator=torch.Generator().manual_seed(0))
+        for device in ("cpu", "cuda")
+    ]
+    assert runs[1][0].cpu().tolist() == runs[0][0].tolist()
+    torch.testing.assert_close(runs[1][1].cpu(), runs[0][1], atol=1e-4, rtol=1e-4)

@@ -50,3 +50,9 @@ def test_minus_infinity_log_probs_are_zero_probabilities_not_nan():
 def test_targets_must_share_k_and_c_with_the_pool():
     with pytest.raises(ValueError, match=r"target_mc_log_probs_Nt_K_C must have shape \(Nt, K=4, C=3\); got \(5, 4, 2\)"):
         epig(random_log_probs(6, 4, 3, seed=0), random_log_probs(5, 4, 2, seed=1))
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    pool, targets = random_log_probs(3000, 16, 10, seed=4), random_log_probs(100, 16, 10, seed=5)
+    torch.testing.assert_close(epig(pool.cuda(), targets.cuda()).cpu(), epig(pool, targets), atol=1e-5, rtol=1e-4)
