@@ -74,7 +74,7 @@ def test_sampled_estimate_is_close_to_the_exact_joint_entropy():
         joint.add(log_probs[index])
     estimate = joint.joint_entropies(log_probs[4:])
     exact = torch.tensor([references.exact_joint_entropy(log_probs, chosen + [i]) for i in range(4, 10)])
-    # 80,000 configurations: the estimator's standard error here is below 0.01 nats
+    # measured over 8 seeds, the estimate's standard deviation here is 0.003 nats: 0.03 is 10 of them
     torch.testing.assert_close(estimate.double(), exact.double(), atol=0.03, rtol=0)
 
 
