@@ -16,21 +16,26 @@ def random_log_probs(pool_size: int, num_samples_K: int, num_classes: int, seed:
     return torch.log_softmax(spread * torch.randn(pool_size, num_samples_K, num_classes, generator=generator), dim=2)
 
 
+def new_joint(num_samples_K: int, num_classes: int, num_configurations: int, max_exact: int, seed: int) -> JointConfigurations:
+    generator = torch.Generator().manual_seed(seed)
+    return JointConfigurations(num_samples_K, num_classes, num_configurations, max_exact, generator, torch.device("cpu"))
+
+
 def test_conditional_entropies_match_float64():
     log_probs = random_log_probs(500, 7, 4, seed=0)
-    torch.testing.assert_close(
-        conditional_entropies(log_probs, chunk_size=77).double(), references.conditional_entropies(log_probs), atol=2e-6, rtol=1e-5
-    )
+    expected = references.conditional_entropies(log_probs)
+    torch.testing.assert_close(conditional_entropies(log_probs, chunk_size=77).double(), expected, atol=2e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_exact_picks_and_scores_match_the_float64_definition(seed):
     # C^(b-1) = 3^5 = 243 <= M: exact enumeration all the way, so the picks must be redux's exactly
     log_probs = random_log_probs(14, 6, 3, seed=seed)
-    indices_B, information_B, bald_N = batchbald(log_probs, 6, num_samples=1000, generator=torch.Generator().manual_seed(0))
+    indices_B, information_B, bald_N = batchbald(log_probs, 6, num_samples=1000, generator=torch.Generator())
     expected_picks, expected_scores = references.batchbald_exact(log_probs, 6)
     assert indices_B.tolist() == expected_picks
-    torch.testing.assert_close(information_B.double(), torch.tensor(expected_scores, dtype=torch.float64), atol=2e-5, rtol=1e-5)
+    expected_information = torch.tensor(expected_scores, dtype=torch.float64)
+    torch.testing.assert_close(information_B.double(), expected_information, atol=2e-5, rtol=1e-5)
     torch.testing.assert_close(bald_N.double(), references.bald(log_probs), atol=2e-6, rtol=1e-5)
 
 
@@ -57,7 +62,7 @@ def test_a_duplicate_of_a_pick_adds_no_information_so_it_is_not_picked_again():
 def test_sampled_estimate_equals_redux_estimator_on_the_same_configurations():
     log_probs = random_log_probs(40, 6, 5, seed=4)
     chosen = [3, 17, 8, 25, 31]
-    joint = JointConfigurations(6, 5, num_configurations=600, max_exact=30, generator=torch.Generator().manual_seed(2), device=torch.device("cpu"))
+    joint = new_joint(6, 5, num_configurations=600, max_exact=30, seed=2)
     for index in chosen:
         joint.add(log_probs[index])
     assert not joint.exact and joint.size == 600  # 5^3 > 30: sampled since the third variable
@@ -69,7 +74,7 @@ def test_sampled_estimate_equals_redux_estimator_on_the_same_configurations():
 def test_sampled_estimate_is_close_to_the_exact_joint_entropy():
     log_probs = random_log_probs(10, 8, 3, seed=5)
     chosen = [0, 1, 2, 3]
-    joint = JointConfigurations(8, 3, num_configurations=80_000, max_exact=1, generator=torch.Generator().manual_seed(3), device=torch.device("cpu"))
+    joint = new_joint(8, 3, num_configurations=80_000, max_exact=1, seed=3)
     for index in chosen:
         joint.add(log_probs[index])
     estimate = joint.joint_entropies(log_probs[4:])
@@ -81,7 +86,7 @@ def test_sampled_estimate_is_close_to_the_exact_joint_entropy():
 def test_sampled_probabilities_do_not_underflow_float32():
     # 80 uncertain variables: each sampled class has p ~ 0.15, so the products are ~ e^-150
     log_probs = torch.log_softmax(torch.randn(100, 4, 10, generator=torch.Generator().manual_seed(6)), dim=2)
-    joint = JointConfigurations(4, 10, num_configurations=400, max_exact=100, generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+    joint = new_joint(4, 10, num_configurations=400, max_exact=100, seed=0)
     for index in range(80):
         joint.add(log_probs[index])
     entropies = joint.joint_entropies(log_probs[80:])
