@@ -12,7 +12,7 @@ Each strategy module registers its functions on import; third-party packages
 add more through the ``alsweep.strategies`` entry-point group.
 """
 
-from strategies import baseline, bayesian, diversity, history, uncertainty  # noqa: F401  (registers)
+from strategies import baseline, batch_bayesian, bayesian, diversity, history, uncertainty  # noqa: F401  (registers)
 from strategies.baseline import random
 from strategies.bayesian import bald
 from strategies.diversity import coreset

@@ -3,4 +3,4 @@
 Sizes are the issue's target sizes at ``scale=1``; the test suite runs them tiny.
 """
 
-FAMILIES = ("uncertainty", "bayesian", "diversity", "history")
+FAMILIES = ("uncertainty", "bayesian", "batch_bayesian", "diversity", "history")

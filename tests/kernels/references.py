@@ -87,3 +87,83 @@ def history_scores(
         else:
             tod[i] = flips[i] = 1.0
     return tod, flips
+
+
+# ----------------------------------------------------------------------------------------------
+# Batch Bayesian family (kernels/batchbald.py, kernels/epig.py): batchbald, epig.
+# ----------------------------------------------------------------------------------------------
+
+
+def conditional_entropies(mc_log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """mean_k H(p_k) per sample."""
+    p = mc_log_probs_N_K_C.double().exp()
+    return torch.special.entr(p).sum(dim=2).mean(dim=1)
+
+
+def exact_joint_probs(mc_log_probs_N_K_C: torch.Tensor, variables: list[int]) -> torch.Tensor:
+    """P(y_v1, ..., y_vn = m | w_k) for all C^n configurations m (in row-major order of the classes): [C^n, K]."""
+    p = mc_log_probs_N_K_C.double().exp()
+    joint_M_K = torch.ones(1, p.shape[1], dtype=torch.float64)
+    for v in variables:
+        joint_M_K = (joint_M_K[:, None, :] * p[v].t()[None, :, :]).reshape(-1, p.shape[1])
+    return joint_M_K
+
+
+def exact_joint_entropy(mc_log_probs_N_K_C: torch.Tensor, variables: list[int]) -> float:
+    """H(y_v1, ..., y_vn), enumerating every configuration."""
+    return float(torch.special.entr(exact_joint_probs(mc_log_probs_N_K_C, variables).mean(dim=1)).sum())
+
+
+def batchbald_exact(mc_log_probs_N_K_C: torch.Tensor, num_picks: int) -> tuple[list[int], list[float]]:
+    """Greedy BatchBALD as batchbald_redux defines it, with exact joint entropies (tiny inputs only).
+
+    Pick b maximises H(y_1..y_{b-1}, y) - sum of the conditional entropies of y_1..y_{b-1}, y;
+    ties go to the lowest index (torch.max's rule in redux). Returns the picks and their scores.
+    """
+    conditional = conditional_entropies(mc_log_probs_N_K_C)
+    picks: list[int] = []
+    scores: list[float] = []
+    for _ in range(min(num_picks, mc_log_probs_N_K_C.shape[0])):
+        best, best_score = -1, -math.inf
+        for i in range(mc_log_probs_N_K_C.shape[0]):
+            if i in picks:
+                continue
+            score = exact_joint_entropy(mc_log_probs_N_K_C, picks + [i]) - float(conditional[picks + [i]].sum())
+            if score > best_score:
+                best, best_score = i, score
+        picks.append(best)
+        scores.append(best_score)
+    return picks, scores
+
+
+def sampled_joint_entropies(
+    mc_log_probs_N_K_C: torch.Tensor, variables: list[int], classes_V_M: list[torch.Tensor]
+) -> torch.Tensor:
+    """batchbald_redux's importance-sampling estimate of H(y_v1..y_vn, y) for every pool sample y.
+
+    Configuration m takes class classes_V_M[j][m] for variable j; its probability under
+    w_k is the product over j, q(m) = mean_k of that, and
+    H ~ (1/M) sum_m sum_c -p(m, c) log p(m, c) / q(m), p(m, c) = mean_k P(m | w_k) p_k(c).
+    """
+    p = mc_log_probs_N_K_C.double().exp()  # [N, K, C]
+    num_configurations = classes_V_M[0].shape[0]
+    joint_M_K = torch.ones(num_configurations, p.shape[1], dtype=torch.float64)
+    for v, classes_M in zip(variables, classes_V_M):
+        joint_M_K = joint_M_K * p[v].t()[classes_M.cpu()]
+    q_M = joint_M_K.mean(dim=1)
+    joint_N_M_C = torch.einsum("mk,nkc->nmc", joint_M_K, p) / p.shape[1]
+    return (torch.special.entr(joint_N_M_C) / q_M[None, :, None]).sum(dim=(1, 2)) / num_configurations
+
+
+def epig(mc_log_probs_N_K_C: torch.Tensor, target_mc_log_probs_Nt_K_C: torch.Tensor) -> torch.Tensor:
+    """EPIG from samples (Bickford Smith et al. 2023, eq. 9), as written in the paper:
+
+    mean over targets of sum_{y, y*} p(y, y*) [log p(y, y*) - log p(y) p(y*)],
+    with p(y, y*) = mean_k p_k(y) p_k(y*).
+    """
+    p = mc_log_probs_N_K_C.double().exp()  # [N, K, C]
+    q = target_mc_log_probs_Nt_K_C.double().exp()  # [Nt, K, C]
+    joint = torch.einsum("nkc,tkd->ntcd", p, q) / p.shape[1]
+    independent = p.mean(dim=1)[:, None, :, None] * q.mean(dim=1)[None, :, None, :]
+    terms = torch.where(joint > 0, joint * (joint.log() - independent.log()), torch.zeros_like(joint))
+    return terms.sum(dim=(2, 3)).mean(dim=1)
