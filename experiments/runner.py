@@ -30,6 +30,7 @@ from experiments.config import (
 )
 from experiments.curves import learning_curve_area, plot_learning_curves
 from experiments.datasets import ALDataset, load_dataset
+from experiments.history_summary import write_history_summary
 from experiments.loop import ActiveLearningRun, RoundResult, run_loop
 from experiments.models import build_model
 from experiments.tracking import NullTracker, RunTracker
@@ -192,6 +193,12 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
             if results:
                 for path in _write_learning_curve(results, output_dir, dataset.name, run_name):
                     tracker.log_artifact(path)
+        if settings.loop.record_history:
+            history_png = write_history_summary(
+                output_dir / "history", output_dir / "history_summary.png", settings.strategy.name, seed=settings.seed
+            )
+            if history_png is not None:
+                tracker.log_artifact(history_png)
         summary = {
             "final_test_accuracy": results[-1].test_accuracy,
             "learning_curve_area": learning_curve_area(
