@@ -318,3 +318,41 @@ def test_tod_reads_only_the_last_two_rounds_when_they_cover_the_pool(tmp_path, m
     dense = TensorHistory(torch.stack([random_probs(30, C, seed=t) for t in range(5)]).half())
     expected = get_strategy("tod")(PoolView(pool_ids_N=torch.arange(30), history=dense), 3, generator=torch.Generator())
     torch.testing.assert_close(selection.scores_N, expected.scores_N)
+
+
+def test_the_loop_keeps_the_state_and_saves_it_with_the_round_state(tmp_path):
+    """run_loop with a refreshed pool subset: the history_state it saves equals a re-read of its round files."""
+    import functools
+
+    from experiments.datasets import load_dataset
+    from experiments.inference import InferenceSettings
+    from experiments.loop import ActiveLearningRun, LoopSettings, run_loop
+    from experiments.models import build_model
+    from experiments.training import TrainerSettings
+    from strategies.history import accumulate_history, check_history_params
+
+    data = load_dataset("synthetic", train_size=200, test_size=50)
+    params = {"decay": 0.6, "gamma": 2.0, "window": 3}
+    run = ActiveLearningRun(
+        dataset=data,
+        build_model=functools.partial(build_model, "mlp", input_shape=data.input_shape, num_classes=data.num_classes, hidden=[8]),
+        strategy=get_strategy("uncertainty_trend"), strategy_params=params,
+        loop=LoopSettings(initial_size=20, query_size=10, rounds=4, pool_subset=80, pool_subset_refresh=True),
+        trainer=TrainerSettings(epochs=1, min_steps=3, batch_size=32),
+        inference=InferenceSettings(batch_size=128, mc_samples=2),
+        seed=0, workdir=tmp_path, device=torch.device("cpu"),
+    )
+    run_loop(run)
+    saved = torch.load(tmp_path / "round_state.pt", weights_only=True)["history_state"]
+    store = HistoryStore(tmp_path / "history", data.num_classes)
+    tracker = HistoryTracker.for_strategy("uncertainty_trend", params, store)
+    tracker.load_state_dict(saved)
+    assert tracker.rounds == store.num_rounds == 4
+    ids = tracker.dataset_ids_M
+    spec = check_history_params("uncertainty_trend", params)
+    re_read = accumulate_history(store.view(ids), "cpu", spec.keep, spec.ema_decay, spec.trend_window)
+    from kernels.history import uncertainty_trend
+
+    torch.testing.assert_close(uncertainty_trend(tracker.stats, 2.0), uncertainty_trend(re_read, 2.0), atol=1e-6, rtol=0)
+    assert (tracker.stats.n_observed_N == 1).any() and (tracker.stats.n_observed_N >= 2).any()
+    assert (tmp_path / "history" / "selection.pt").exists()
