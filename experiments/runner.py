@@ -34,6 +34,7 @@ from experiments.history_summary import write_history_summary
 from experiments.loop import ActiveLearningRun, RoundResult, run_loop
 from experiments.models import build_model
 from experiments.tracking import NullTracker, RunTracker
+from strategies.history import history_state_spec
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ def prepare(cfg: DictConfig) -> tuple[ExperimentSettings, ALDataset, dict, torch
         settings.model.name, input_shape=dataset.input_shape, num_classes=dataset.num_classes, **settings.model.options
     )
     check_needs(settings, probe.supports_mc_dropout)
+    # a history strategy's parameter values (tau, decay, window, ...) fail here, not after training starts
+    history_state_spec(settings.strategy.name, settings.strategy_params, key_prefix="strategy.params.")
     return settings, dataset, container, device
 
 

@@ -56,6 +56,7 @@ class HistoryStateSpec:
 
 
 def _number(strategy: str, key: str, value: object) -> float:
+    """``key`` is the name shown: the parameter, or its config key (``strategy.params.tau``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise StrategyInputError(f"{strategy}: '{key}' must be a finite number; got {value!r}")
     return float(value)
@@ -75,54 +76,61 @@ def _check_non_negative(strategy: str, key: str, value: object) -> float:
     return number
 
 
-def _check_decay(strategy: str, value: object) -> float:
-    number = _number(strategy, "decay", value)
+def _check_decay(strategy: str, key: str, value: object) -> float:
+    number = _number(strategy, key, value)
     if not 0.0 < number < 1.0:
-        raise StrategyInputError(f"{strategy}: 'decay' must be in (0, 1) (EMA decay); got {value!r}")
+        raise StrategyInputError(f"{strategy}: '{key}' must be in (0, 1) (EMA decay); got {value!r}")
     return number
 
 
-def _check_window(strategy: str, value: object, optional: bool = True) -> int | None:
+def _check_window(strategy: str, key: str, value: object, optional: bool = True) -> int | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 2:
         allowed = "None or an integer >= 2" if optional else "an integer >= 2"
-        raise StrategyInputError(f"{strategy}: 'window' must be {allowed} (rounds per sample); got {value!r}")
+        raise StrategyInputError(f"{strategy}: '{key}' must be {allowed} (rounds per sample); got {value!r}")
     return value
 
 
-def check_history_params(strategy: str, params: Mapping[str, object]) -> HistoryStateSpec:
-    """Validate a history strategy's parameters (defaults filled in) and say what state it needs."""
+def check_history_params(strategy: str, params: Mapping[str, object], key_prefix: str = "") -> HistoryStateSpec:
+    """Validate a history strategy's parameters (defaults filled in) and say what state it needs.
+
+    Errors name ``key_prefix + key`` (the runner passes ``"strategy.params."``).
+    """
     defaults = _DEFAULTS[strategy]
     values = {**defaults, **params}
     window = values.get("window")
     decay, trend_window = DEFAULT_DECAY, DEFAULT_TREND_WINDOW
+
+    def key(name: str) -> str:
+        return key_prefix + name
+
     if strategy == "flip_rate":
-        _check_positive(strategy, "prior_a", values["prior_a"], "Beta prior")
-        _check_positive(strategy, "prior_b", values["prior_b"], "Beta prior")
+        _check_positive(strategy, key("prior_a"), values["prior_a"], "Beta prior")
+        _check_positive(strategy, key("prior_b"), values["prior_b"], "Beta prior")
     if strategy == "teacher_student_kl":
-        _check_positive(strategy, "tau", values["tau"], "temperature")
+        _check_positive(strategy, key("tau"), values["tau"], "temperature")
     if strategy in ("ema_uncertainty", "uncertainty_trend"):
-        decay = _check_decay(strategy, values["decay"])
+        decay = _check_decay(strategy, key("decay"), values["decay"])
     if strategy == "ema_uncertainty":
-        _check_non_negative(strategy, "lam", values["lam"])
+        _check_non_negative(strategy, key("lam"), values["lam"])
     if strategy == "uncertainty_trend":
-        _check_non_negative(strategy, "gamma", values["gamma"])
-        trend_window = _check_window(strategy, window, optional=False)
+        _check_non_negative(strategy, key("gamma"), values["gamma"])
+        trend_window = _check_window(strategy, key("window"), window, optional=False)
         window = None  # W is the slope's window, kept in the state's ring buffer
     elif "window" in values:
-        window = _check_window(strategy, window)
+        window = _check_window(strategy, key("window"), window)
     return HistoryStateSpec(
         score=strategy, keep=FIELDS_BY_SCORE[strategy], ema_decay=decay, trend_window=trend_window,
         incremental=window is None,
     )
 
 
-def history_state_spec(strategy: str, params: Mapping[str, object]) -> HistoryStateSpec | None:
+def history_state_spec(strategy: str, params: Mapping[str, object], key_prefix: str = "") -> HistoryStateSpec | None:
     """The state the loop should keep for ``strategy`` with ``params``; None if it reads no history."""
     if strategy not in _DEFAULTS:
         return None
-    return check_history_params(strategy, params)
+    return check_history_params(strategy, params, key_prefix)
 
 
 # ---- building the state ----------------------------------------------------------------------

@@ -114,3 +114,14 @@ def test_a_sample_never_observed_gets_the_maximal_fallback():
     pool = PoolView(pool_ids_N=pool.pool_ids_N, history=TensorHistory(pool.history.hist_T_N_C, observed))
     for name in HISTORY_STRATEGIES:
         assert float(call(name, pool).scores_N[3]) == 1.0
+
+
+def test_config_errors_name_the_config_key():
+    from strategies.history import history_state_spec
+
+    with pytest.raises(StrategyInputError, match=r"^ema_uncertainty: 'strategy.params.decay' must be in \(0, 1\) \(EMA decay\); got 1.2$"):
+        history_state_spec("ema_uncertainty", {"decay": 1.2}, key_prefix="strategy.params.")
+    assert history_state_spec("entropy", {}) is None
+    spec = history_state_spec("uncertainty_trend", {"window": 4, "decay": 0.5})
+    assert spec.incremental and spec.trend_window == 4 and spec.ema_decay == 0.5
+    assert not history_state_spec("temporal_bald", {"window": 3}).incremental
