@@ -170,6 +170,7 @@ class HistoryTracker:
         self.store = store
         self.device = torch.device(device)
         self.dataset_ids_M = torch.empty(0, dtype=torch.int64)
+        self.row_of_id = torch.empty(0, dtype=torch.int64)
         self.rounds = 0
         self.stats = self._empty(0)
 
@@ -198,20 +199,38 @@ class HistoryTracker:
         if ids_N.numel() > 1 and not bool((ids_N[1:] > ids_N[:-1]).all()):
             order = torch.argsort(ids_N)
             ids_N, probs_N_C = ids_N[order], probs_N_C[order.to(self.device)]
-        known_N = _positions(self.dataset_ids_M, ids_N) >= 0
-        if not bool(known_N.all()):
-            merged_M = torch.cat([self.dataset_ids_M, ids_N[~known_N]]).sort().values
-            self.stats = self.stats.with_rows(merged_M.shape[0], torch.searchsorted(merged_M, self.dataset_ids_M).to(self.device))
-            self.dataset_ids_M = merged_M
+        rows_N = self._rows(ids_N)
+        new_N = rows_N < 0
+        if bool(new_N.any()):
+            previous_M = self.dataset_ids_M
+            self.dataset_ids_M = torch.cat([previous_M, ids_N[new_N]]).sort().values
+            self._index_ids()
+            self.stats = self.stats.with_rows(self.dataset_ids_M.shape[0], self._rows(previous_M).to(self.device))
+            rows_N = self._rows(ids_N)
         try:
-            if torch.equal(ids_N, self.dataset_ids_M):
+            if ids_N.shape[0] == self.dataset_ids_M.shape[0]:  # sorted, unique, all tracked: row i is sample i
                 self.stats.update(0, probs_N_C, None, round_index=round_index)
             else:
-                rows_N = torch.searchsorted(self.dataset_ids_M, ids_N)
                 self.stats.update_at(rows_N, probs_N_C, round_index=round_index)
         except HistoryInputError as error:
             raise HistoryInputError(f"history: round {round_index}: {error}") from None
         self.stats.rounds_seen = round_index + 1
+
+    def _index_ids(self) -> None:
+        """Dense map dataset index -> state row (-1: untracked): O(1) per lookup, no binary search."""
+        size = int(self.dataset_ids_M.max()) + 1 if self.dataset_ids_M.numel() else 0
+        self.row_of_id = torch.full((size,), -1, dtype=torch.int64)
+        self.row_of_id[self.dataset_ids_M] = torch.arange(self.dataset_ids_M.shape[0])
+
+    def _rows(self, ids_N: torch.Tensor) -> torch.Tensor:
+        """State row of each dataset index in ``ids_N``, -1 where untracked."""
+        size = self.row_of_id.shape[0]
+        if size == 0:
+            return torch.full_like(ids_N, -1)
+        inside_N = ids_N < size
+        if bool(inside_N.all()):
+            return self.row_of_id[ids_N]
+        return torch.where(inside_N, self.row_of_id[ids_N.clamp(max=size - 1)], -1)
 
     def view(self, pool_ids_N: torch.Tensor, device: torch.device | str = "cpu") -> TrackedHistory:
         """All recorded rounds aligned to ``pool_ids_N``, with the ready state."""
@@ -219,7 +238,7 @@ class HistoryTracker:
 
     def ready_rows(self, pool_ids_N: torch.Tensor) -> torch.Tensor | None:
         """The state row of each pool sample; None if a pool sample has no row."""
-        rows_N = _positions(self.dataset_ids_M, pool_ids_N.detach().to("cpu", torch.int64))
+        rows_N = self._rows(pool_ids_N.detach().to("cpu", torch.int64))
         return None if bool((rows_N < 0).any()) else rows_N
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -232,6 +251,7 @@ class HistoryTracker:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Continue from a `state_dict` of the same strategy and parameters (a resumed run)."""
         self.dataset_ids_M = state["dataset_ids"].to(torch.int64)
+        self._index_ids()
         self.rounds = int(state["rounds"])
         stats_state = {key.removeprefix("stats."): value for key, value in state.items() if key.startswith("stats.")}
         if self.spec is None:
@@ -244,14 +264,6 @@ class HistoryTracker:
                 f"it keeps {sorted(stats.kept)} with decay={stats.ema_decay}, window={stats.trend_window}"
             )
         self.stats = stats
-
-
-def _positions(sorted_ids_M: torch.Tensor, ids_N: torch.Tensor) -> torch.Tensor:
-    """Index of each of ``ids_N`` in ``sorted_ids_M``, -1 where absent."""
-    if sorted_ids_M.numel() == 0:
-        return torch.full_like(ids_N, -1)
-    position = torch.searchsorted(sorted_ids_M, ids_N).clamp_(max=sorted_ids_M.shape[0] - 1)
-    return torch.where(sorted_ids_M[position] == ids_N, position, -1)
 
 
 class TrackedHistory:
@@ -289,7 +301,9 @@ class TrackedHistory:
             return None
         if not keep <= stats.kept or stats.ema_decay != ema_decay or stats.trend_window != trend_window:
             return None
-        if stats.pool_size == self.pool_size and torch.equal(self.tracker.dataset_ids_M, self.files.pool_ids_N):
-            return stats, None
         rows_N = self.tracker.ready_rows(self.files.pool_ids_N)
-        return None if rows_N is None else (stats, rows_N.to(stats.n_observed_N.device))
+        if rows_N is None:
+            return None
+        if stats.pool_size == self.pool_size and bool((rows_N[1:] > rows_N[:-1]).all()):
+            return stats, None  # the pool is every tracked sample, in the same order
+        return stats, rows_N.to(stats.n_observed_N.device)

@@ -22,6 +22,7 @@ update for `tod` touches two [N, C] tensors, not ten.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -178,6 +179,13 @@ class HistoryStatistics:
             rounds_seen=int(state["rounds_seen"]),
         )
 
+    def slice_rows(self, rows: slice) -> HistoryStatistics:
+        """Rows ``rows`` of the state as views (no copy)."""
+        return HistoryStatistics(
+            **{name: tensor[rows] for name, tensor in self.tensors().items()},
+            ema_decay=self.ema_decay, trend_window=self.trend_window, rounds_seen=self.rounds_seen,
+        )
+
     def select_rows(self, rows_N: torch.Tensor) -> HistoryStatistics:
         """The state of samples ``rows_N`` (a gather: a new state, this one untouched)."""
         gathered = {name: tensor[rows_N] for name, tensor in self.tensors().items()}
@@ -252,10 +260,14 @@ class HistoryStatistics:
             return
         device = self.n_observed_N.device
         rows_n = rows_n.to(device)
-        gathered = {name: t[rows_n] for name, t in self.tensors().items()}
-        self._update_rows(gathered, probs_n_C.to(device), self.rounds_seen if round_index is None else round_index, check)
-        for name, tensor in gathered.items():
-            getattr(self, name)[rows_n] = tensor
+        round_index = self.rounds_seen if round_index is None else round_index
+        block_rows = HISTORY_CHUNK_ROWS.get(device.type, HISTORY_CHUNK_ROWS["cuda"])
+        for start in range(0, rows_n.shape[0], block_rows):
+            rows_b = rows_n[start : start + block_rows]
+            gathered = {name: t[rows_b] for name, t in self.tensors().items()}
+            self._update_rows(gathered, probs_n_C[start : start + block_rows].to(device), round_index, check)
+            for name, tensor in gathered.items():
+                getattr(self, name)[rows_b] = tensor
 
     def finish_round(self) -> None:
         """Mark the end of one round (the default x of the trend slope)."""
@@ -361,105 +373,130 @@ def _row_sums(values_n_C: torch.Tensor) -> torch.Tensor:
 # ---- scores (higher = queried); each [N] float32, fallback for n < 2 ----------------------------
 
 
+def _blockwise(score: str):
+    """Evaluate a score on cache-sized row blocks of the state (views), into one [N] output.
+
+    Whole-pool temporaries ([N, C] float32 per op) would each be fresh memory the OS must fault
+    in; blocks keep the temporaries small and reused.
+    """
+
+    def decorator(score_block):
+        @functools.wraps(score_block)
+        def scores(stats: HistoryStatistics, *args, **kwargs) -> torch.Tensor:
+            _require(stats, score)
+            device = stats.n_observed_N.device
+            out_N = torch.empty(stats.pool_size, dtype=torch.float32, device=device)
+            block_rows = HISTORY_CHUNK_ROWS.get(device.type, HISTORY_CHUNK_ROWS["cuda"])
+            for start in range(0, stats.pool_size, block_rows):
+                rows = slice(start, min(start + block_rows, stats.pool_size))
+                block = stats.slice_rows(rows)
+                out_N[rows] = block.with_fallback(score_block(block, *args, **kwargs))
+            return out_N
+
+        return scores
+
+    return decorator
+
+
+@_blockwise("tod")
 def temporal_output_discrepancy(stats: HistoryStatistics) -> torch.Tensor:
     """½‖P_last − P_prev‖² between each sample's two latest observations; in [0, 1].
 
     Huang et al., "Semi-Supervised Active Learning with Temporal Output Discrepancy", ICCV 2021
     (siyuhuang/TOD), applied across AL rounds.
     """
-    _require(stats, "tod")
     scores_N = 0.5 * _row_sums((stats.last_probs_N_C.float() - stats.prev_probs_N_C.float()).square_())
-    return stats.with_fallback(scores_N)
+    return scores_N
 
 
+@_blockwise("tod_cumulative")
 def cumulative_output_discrepancy(stats: HistoryStatistics) -> torch.Tensor:
     """Mean over consecutive observation pairs of ½‖P_t − P_prev‖²; in [0, 1] (`tod_cumulative`)."""
-    _require(stats, "tod_cumulative")
     scores_N = stats.sq_diff_sum_N / (stats.n_observed_N - 1.0).clamp_min(1.0)
-    return stats.with_fallback(scores_N)
+    return scores_N
 
 
+@_blockwise("flip_rate")
 def flip_rate(stats: HistoryStatistics, prior_a: float = 1.0, prior_b: float = 1.0) -> torch.Tensor:
     """(argmax changes + a) / (n − 1 + a + b): posterior-mean flip rate under Beta(a, b); in (0, 1).
 
     Switch events: Benkert et al. 2023; prediction-change active learning.
     """
-    _require(stats, "flip_rate")
     scores_N = (stats.label_changes_N + prior_a) / (stats.n_observed_N - 1.0 + prior_a + prior_b)
-    return stats.with_fallback(scores_N)
+    return scores_N
 
 
+@_blockwise("temporal_variation_ratio")
 def temporal_variation_ratio(stats: HistoryStatistics) -> torch.Tensor:
     """1 − max_c #{t: y_t = c} / n, label dispersion over the observations; in [0, 1 − 1/C].
 
     Variation ratio over past rounds' predictions (Bengar et al. 2021).
     """
-    _require(stats, "temporal_variation_ratio")
     modal_N = stats.votes_N_C.amax(dim=1).float()
     scores_N = 1.0 - modal_N / stats.n_observed_N.clamp_min(1.0)
-    return stats.with_fallback(scores_N)
+    return scores_N
 
 
+@_blockwise("temporal_bald")
 def temporal_bald(stats: HistoryStatistics) -> torch.Tensor:
     """H(p̄) − mean_t H(P_t) with p̄ = mean_t P_t: past rounds' models as a committee; in [0, log C].
 
     Snapshot ensembles across rounds (Jung et al., ICLR 2023).
     """
-    _require(stats, "temporal_bald")
     count_N = stats.n_observed_N.clamp_min(1.0)
     mean_N_C = stats.probs_sum_N_C / count_N.unsqueeze(1)
     scores_N = _entropy(mean_N_C) - stats.entropy_sum_N / count_N
-    return stats.with_fallback(scores_N)
+    return scores_N
 
 
+@_blockwise("teacher_student_kl")
 def teacher_student_kl(stats: HistoryStatistics, tau: float = 0.5) -> torch.Tensor:
     """mean_t KL(q ‖ P_t) with the sharpened teacher q = normalise(p̄^{1/τ}); >= 0.
 
     Σ_c q_c log q_c − Σ_c q_c · mean_t log P_t,c, so only Σ_t log P_t is kept. ST-CoNAL
     (Baik et al., ECCV 2022), with past rounds as the students.
     """
-    _require(stats, "teacher_student_kl")
     count_N1 = stats.n_observed_N.clamp_min(1.0).unsqueeze(1)
     mean_N_C = stats.probs_sum_N_C / count_N1
     log_q_N_C = torch.log_softmax(mean_N_C.clamp_min(_LOG_CLAMP).log() / tau, dim=1)
     q_N_C = log_q_N_C.exp()
     scores_N = _row_sums(q_N_C * (log_q_N_C - stats.log_probs_sum_N_C / count_N1))
-    return stats.with_fallback(scores_N)
+    return scores_N
 
 
+@_blockwise("cartography_variability")
 def cartography_variability(stats: HistoryStatistics) -> torch.Tensor:
     """Population std over the observations of P_t[ŷ], ŷ = argmax of the latest prediction; in [0, ½].
 
     Dataset Cartography (Swayamdipta et al., EMNLP 2020), with pseudo-labels instead of gold labels.
     """
-    _require(stats, "cartography_variability")
     label_N1 = stats.last_probs_N_C.float().argmax(dim=1, keepdim=True)
     m2_N = stats.probs_m2_N_C.gather(1, label_N1).squeeze(1)
     scores_N = (m2_N / stats.n_observed_N.clamp_min(1.0)).clamp_min(0.0).sqrt()
-    return stats.with_fallback(scores_N)
+    return scores_N
 
 
 def _bias_corrected_ema(stats: HistoryStatistics) -> torch.Tensor:
     return stats.entropy_ema_N / (1.0 - torch.pow(stats.ema_decay, stats.n_observed_N)).clamp_min(1e-12)
 
 
+@_blockwise("ema_uncertainty")
 def ema_uncertainty(stats: HistoryStatistics, lam: float = 1.0) -> torch.Tensor:
     """Bias-corrected EMA of u_t = H(P_t) plus λ · population std of u_t over the observations.
 
     Yao et al., "Looking back on the past: active learning with historical evaluation results", TKDE.
     The decay is the state's ``ema_decay``.
     """
-    _require(stats, "ema_uncertainty")
     std_N = (stats.entropy_m2_N / stats.n_observed_N.clamp_min(1.0)).clamp_min(0.0).sqrt()
     scores_N = _bias_corrected_ema(stats) + lam * std_N
-    return stats.with_fallback(scores_N)
+    return scores_N
 
 
+@_blockwise("uncertainty_trend")
 def uncertainty_trend(stats: HistoryStatistics, gamma: float = 1.0) -> torch.Tensor:
     """Bias-corrected EMA of u_t plus γ · max(0, least-squares slope of u_t against the round index t
     over the last W = ``trend_window`` observations): uncertainty that is not going away.
     """
-    _require(stats, "uncertainty_trend")
     W = stats.trend_window
     kept_N = stats.n_observed_N.clamp(max=float(W))
     valid_N_W = torch.arange(W, device=kept_N.device).unsqueeze(0) < kept_N.unsqueeze(1)
@@ -473,7 +510,7 @@ def uncertainty_trend(stats: HistoryStatistics, gamma: float = 1.0) -> torch.Ten
     variance_N = _row_sums(t_centred_N_W.square())
     slope_N = covariance_N / variance_N.clamp_min(1e-12)
     scores_N = _bias_corrected_ema(stats) + gamma * slope_N.clamp_min(0.0)
-    return stats.with_fallback(scores_N)
+    return scores_N
 
 
 #: The score function of each history strategy, by strategy name.
