@@ -2,13 +2,15 @@
 
 For every history strategy, three rows:
 
-- ``<name> agreement``: the kernels against the per-sample float64 reference on a small masked
+- ``history <name> agreement``: the kernels against the per-sample float64 reference on a small masked
   history (the reference loops over samples in Python);
-- ``<name> incremental round``: what the AL loop does per round once the state exists: fold the
-  newest round's fp16 probabilities into the `HistoryTracker` state, score, pick the top B.
+- ``history <name> incremental round``: what the AL loop does per round once the state exists: fold the
+  newest round's fp16 probabilities (in memory, as INFER leaves them) into the `HistoryTracker`
+  state and score. Choosing the top B (`strategies.selectors`, shared by every strategy) is not
+  included.
   Floor: that round's bytes plus the state's bytes (and its N*C logs for entropy-based ones);
-- ``<name> cold pass``: the strategy called on a `TensorHistory` of all T rounds (what a user
-  does outside the loop): one pass builds the state, then scores. Floor: the T rounds' bytes
+- ``history <name> cold pass``: the strategy's path on a `TensorHistory` of all T rounds (what a user
+  does outside the loop) minus the top-B choice: one pass builds the state, then scores. Floor: the T rounds' bytes
   (400 MB), or T*N*C logs / the measured log rate for the entropy-based strategies.
 
 Peak extra memory is measured on each row's first (warm-up) call and written into its size
@@ -29,8 +31,7 @@ from benchmarks.harness import Case
 from experiments.history_store import HistoryStore, HistoryTracker
 from kernels.history import SCORES
 from strategies import PoolView, TensorHistory, get_strategy
-from strategies.history import HISTORY_STRATEGIES, check_history_params
-from strategies.selectors import select_top
+from strategies.history import HISTORY_STRATEGIES, check_history_params, history_statistics
 from tests.kernels.references import history_strategy_scores
 
 #: The strategies whose pass is bound by one log per (round, sample, class).
@@ -96,7 +97,7 @@ def cases(scale: float, device: torch.device) -> list[Case]:
     for name in HISTORY_STRATEGIES:
         spec = get_strategy(name)
         rows.append(Case(
-            name=f"{name} agreement", size=f"T={small_rounds}, N={small_pool}, C={classes}, 80% observed",
+            name=f"history {name} agreement", size=f"T={small_rounds}, N={small_pool}, C={classes}, 80% observed",
             run=lambda spec=spec: spec(small_pool_view, QUERY_SIZE, generator=torch.Generator().manual_seed(0)).scores_N,
             reference=lambda name=name: history_strategy_scores(name, small_hist, small_observed),
             bytes_read=small_hist.numel() * 2,
@@ -110,7 +111,6 @@ def cases(scale: float, device: torch.device) -> list[Case]:
     size = f"T={rounds}, N={pool:,}, C={classes}, fp16"
     store = HistoryStore(tempfile.mkdtemp(prefix="alsweep-bench-history-"), classes)  # stays empty: the rounds are in memory
     for name in HISTORY_STRATEGIES:
-        spec = get_strategy(name)
         state_spec = check_history_params(name, {})
         entropy_logs = pool * classes if name in ENTROPY_BASED else 0
 
@@ -122,17 +122,21 @@ def cases(scale: float, device: torch.device) -> list[Case]:
 
         def incremental(tracker=tracker, name=name):
             tracker.update(rounds - 1, pool_ids, hist_T_N_C[rounds - 1])
-            return select_top(SCORES[name](tracker.stats), QUERY_SIZE, torch.Generator().manual_seed(0)).indices_B
+            return SCORES[name](tracker.stats)
 
         rows.append(_with_memory(Case(
-            name=f"{name} incremental round", size=f"1 round of N={pool:,}, C={classes}; state {state_bytes / 1e6:.0f} MB",
+            name=f"history {name} incremental round", size=f"1 round of N={pool:,}, C={classes}; state {state_bytes / 1e6:.0f} MB",
             run=incremental, bytes_read=round_bytes + state_bytes, logs=entropy_logs,
         ), device))
 
-        full_view = PoolView(pool_ids_N=pool_ids.to(device), history=TensorHistory(hist_T_N_C))
+        full_view = TensorHistory(hist_T_N_C)
+
+        def cold(full_view=full_view, state_spec=state_spec, name=name):
+            stats, _ = history_statistics(full_view, device, state_spec)  # what the strategy does, minus selection
+            return SCORES[name](stats)
+
         rows.append(_with_memory(Case(
-            name=f"{name} cold pass", size=size,
-            run=lambda spec=spec, full_view=full_view: spec(full_view, QUERY_SIZE, generator=torch.Generator().manual_seed(0)).indices_B,
+            name=f"history {name} cold pass", size=size, run=cold,
             bytes_read=rounds * round_bytes, logs=rounds * entropy_logs, repeats=3,
             notes="tod reads only the last two rounds: every round scored the whole pool" if name == "tod" else "",
         ), device))
