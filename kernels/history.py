@@ -216,9 +216,9 @@ class HistoryStatistics:
     ) -> None:
         """Fold one round's predictions for rows ``start .. start + n`` into the state.
 
-        Rounds must arrive in chronological order; call `finish_round` after the last block of a
-        round. Rows with ``observed_n`` False are left untouched (None: all observed, the fast path).
-        ``round_index`` is the x of the `uncertainty_trend` slope (default: the rounds seen so far).
+        Rounds must arrive in chronological order. Rows with ``observed_n`` False are left untouched
+        (None: all observed, the fast path). ``round_index`` is the x of the `uncertainty_trend`
+        slope; without it, ``rounds_seen`` (advanced by `finish_round` after a round's last block).
         ``check`` rejects non-finite or non-normalised observed rows (HistoryInputError).
         """
         if probs_n_C.ndim != 2 or probs_n_C.shape[1] != self.num_classes:
