@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from experiments.datasets import ALDataset
-from experiments.history_store import HistoryStore, save_atomically
+from experiments.history_store import HistoryStore, HistoryTracker, save_atomically
 from experiments.inference import InferenceSettings, infer_pool
 from experiments.models import ALModel
 from experiments.training import TrainerSettings, evaluate, train_model
@@ -203,6 +203,10 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
         fixed_candidates = draw_pool(all_ids[~torch.isin(all_ids, labelled_ids)], settings.pool_subset, pool_generator, None)
     needs = needed_inputs(run.strategy, settings)
     history_store = HistoryStore(run.workdir / "history", data.num_classes) if settings.record_history else None
+    history_tracker = (  # the history statistics, updated one round at a time (never re-read)
+        HistoryTracker.for_strategy(run.strategy.name, run.strategy_params, history_store, run.device)
+        if history_store is not None else None
+    )
     state_path = run.workdir / "round_state.pt"
     selections: list[torch.Tensor] = []
     results: list[RoundResult] = []
@@ -237,13 +241,17 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
             if history_store is not None:
                 # RECORD before SELECT: the history a strategy sees includes this round
                 _, record_seconds = _timed(history_store.append, round_index, pool_ids, pool.probs_N_C, device=run.device)
+                _, update_seconds = _timed(history_tracker.update, round_index, pool_ids, pool.probs_N_C, device=run.device)
+                record_seconds += update_seconds
                 if "history" in needs:
-                    pool = dataclasses.replace(pool, history=history_store.view(pool_ids, run.device))
+                    pool = dataclasses.replace(pool, history=history_tracker.view(pool_ids, run.device))
             pool = dataclasses.replace(pool, strategy_state=strategy_state)
             selection, select_seconds = _timed(
                 select, run.strategy, pool, query_size, run.strategy_params, select_generator, device=run.device
             )
             strategy_state = selection.strategy_state
+            if history_store is not None:
+                history_store.save_selection(round_index, pool_ids, selection)  # for history_summary.png
             labelled_ids, selected_ids = label(labelled_ids, pool_ids, selection)
             selections.append(selected_ids)
 
@@ -267,6 +275,7 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
             "selections": selections,
             "fixed_candidates": fixed_candidates,
             "strategy_state": strategy_state,
+            "history_state": history_tracker.state_dict() if history_tracker is not None else None,
             "generators": {
                 "pool": pool_generator.get_state(),
                 "train": train_generator.get_state(),

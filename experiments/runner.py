@@ -30,10 +30,12 @@ from experiments.config import (
 )
 from experiments.curves import learning_curve_area, plot_learning_curves
 from experiments.datasets import ALDataset, load_dataset
+from experiments.history_summary import write_history_summary
 from experiments.loop import ActiveLearningRun, RoundResult, run_loop
 from experiments.models import build_model
 from experiments.tracking import NullTracker, RunTracker
 from strategies.code_hash import kernels_code_hash
+from strategies.history import history_state_spec
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ def prepare(cfg: DictConfig) -> tuple[ExperimentSettings, ALDataset, dict, torch
         settings.model.name, input_shape=dataset.input_shape, num_classes=dataset.num_classes, **settings.model.options
     )
     check_needs(settings, probe.supports_mc_dropout)
+    # a history strategy's parameter values (tau, decay, window, ...) fail here, not after training starts
+    history_state_spec(settings.strategy.name, settings.strategy_params, key_prefix="strategy.params.")
     return settings, dataset, container, device
 
 
@@ -195,6 +199,12 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
             if results:
                 for path in _write_learning_curve(results, output_dir, dataset.name, run_name):
                     tracker.log_artifact(path)
+        if settings.loop.record_history:
+            history_png = write_history_summary(
+                output_dir / "history", output_dir / "history_summary.png", settings.strategy.name, seed=settings.seed
+            )
+            if history_png is not None:
+                tracker.log_artifact(history_png)
         summary = {
             "final_test_accuracy": results[-1].test_accuracy,
             "learning_curve_area": learning_curve_area(

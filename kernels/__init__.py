@@ -15,6 +15,8 @@ D     embedding dimension
 B     query size (samples selected this round)
 L     labelled-set size
 T     rounds of history (past INFER steps)
+W     a window of a sample's last observed rounds (history state ring buffers)
+M     samples held in a store or state, keyed by dataset index (history)
 ====  ==========================================================
 
 So ``probs_N_C`` is an [N, C] tensor of class probabilities,

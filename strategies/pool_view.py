@@ -68,9 +68,15 @@ class HistoryView(Protocol):
         """N, the number of current pool positions the view is aligned to."""
         ...
 
-    def iter_chunks(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[HistoryChunk]:
-        """Rounds in chronological order; within a round, chunks in pool order."""
+    def iter_chunks(self, chunk_size: int = DEFAULT_CHUNK_SIZE, first_round: int = 0) -> Iterator[HistoryChunk]:
+        """Rounds ``first_round ..`` in chronological order; within a round, chunks in pool order."""
         ...
+
+    # Optional, found with getattr by the history strategies:
+    #   covers_pool(round_index) -> bool: did that round score every pool sample (lets `tod`
+    #       read only the last two rounds);
+    #   ready_statistics(keep, ema_decay, trend_window) -> (HistoryStatistics, rows_N) | None:
+    #       streaming state already kept up to date (the AL loop's), so no round is re-read.
 
 
 class TensorHistory:
@@ -89,6 +95,10 @@ class TensorHistory:
             raise StrategyInputError(
                 f"history: 'hist_T_N_C' must have shape (T, N, C); got {tuple(hist_T_N_C.shape)}"
             )
+        if not hist_T_N_C.is_floating_point():
+            raise StrategyInputError(f"history: 'hist_T_N_C' must be a floating-point tensor; got dtype {hist_T_N_C.dtype}")
+        if hist_T_N_C.shape[2] < 2:
+            raise StrategyInputError(f"history: 'hist_T_N_C' must have C >= 2 classes; got shape {tuple(hist_T_N_C.shape)}")
         if observed_T_N is None:
             observed_T_N = torch.ones(hist_T_N_C.shape[:2], dtype=torch.bool, device=hist_T_N_C.device)
         if tuple(observed_T_N.shape) != tuple(hist_T_N_C.shape[:2]):
@@ -111,10 +121,14 @@ class TensorHistory:
     def pool_size(self) -> int:
         return self.hist_T_N_C.shape[1]
 
-    def iter_chunks(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[HistoryChunk]:
-        for t in range(self.num_rounds):
+    def iter_chunks(self, chunk_size: int = DEFAULT_CHUNK_SIZE, first_round: int = 0) -> Iterator[HistoryChunk]:
+        for t in range(first_round, self.num_rounds):
             for rows in chunk_slices(self.pool_size, chunk_size):
                 yield HistoryChunk(t, rows.start, self.hist_T_N_C[t, rows], self.observed_T_N[t, rows])
+
+    def covers_pool(self, round_index: int) -> bool:
+        """True if round ``round_index`` scored every pool sample."""
+        return bool(self.observed_T_N[round_index].all())
 
 
 @dataclass(frozen=True)
@@ -252,6 +266,8 @@ def validate_history(strategy: str, history: HistoryView, pool_size: int) -> Non
         raise _fail(strategy, f"'history' must be a HistoryView; got {type(history).__name__}")
     if history.num_rounds < 1:
         raise _fail(strategy, "'history' must hold at least one recorded round; got 0 rounds")
+    if history.num_classes < 2:
+        raise _fail(strategy, f"'history' must have C >= 2 classes; got C={history.num_classes}")
     if history.pool_size != pool_size:
         raise _fail(strategy, f"'history' must be aligned to the pool (N={pool_size}); got N={history.pool_size}")
 

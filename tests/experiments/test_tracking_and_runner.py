@@ -125,7 +125,8 @@ def test_run_experiment_tracks_everything(composer, workspace, mlflow):
     assert run.data.metrics["learning_curve_area"] == pytest.approx(summary["learning_curve_area"])
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert artifacts == {"config.yaml", "selections.csv", "learning_curve.csv", "learning_curve.png"}
+    # history_summary.png: loop.record_history is on by default
+    assert artifacts == {"config.yaml", "selections.csv", "learning_curve.csv", "learning_curve.png", "history_summary.png"}
     selections = list(csv.DictReader(_artifact_text(client, run.info.run_id, "selections.csv", workspace).splitlines()))
     assert len(selections) == ROUNDS * QUERY
     assert sorted({int(row["round_index"]) for row in selections}) == list(range(ROUNDS))

@@ -167,3 +167,84 @@ def epig(mc_log_probs_N_K_C: torch.Tensor, target_mc_log_probs_Nt_K_C: torch.Ten
     independent = p.mean(dim=1)[:, None, :, None] * q.mean(dim=1)[None, :, None, :]
     terms = torch.where(joint > 0, joint * (joint.log() - independent.log()), torch.zeros_like(joint))
     return terms.sum(dim=(2, 3)).mean(dim=1)
+
+# ---- history family: every score of strategies.history, sample by sample in float64 ----------
+
+
+def _history_fallback(series: torch.Tensor, num_classes: int) -> float:
+    """n = 1: H(p_last) / log C; n = 0: 1.0."""
+    if series.shape[0] == 0:
+        return 1.0
+    return float(entropy(series[-1:])[0] / math.log(num_classes))
+
+
+def _entropy64(p: torch.Tensor) -> float:
+    return float(-(p * p.clamp_min(1e-12).log()).sum())
+
+
+def history_strategy_scores(
+    name: str, hist_T_N_C: torch.Tensor, observed_T_N: torch.Tensor, window: int | None = None, **params
+) -> torch.Tensor:
+    """The score of history strategy ``name`` for every sample, from its own observed rounds only.
+
+    ``window``: only each sample's last ``window`` observations (for `uncertainty_trend` it is the
+    slope's window W instead). Parameters as the strategies': prior_a, prior_b, tau, decay, lam, gamma.
+    """
+    hist = hist_T_N_C.double()
+    num_rounds, pool_size, num_classes = hist.shape
+    scores = torch.empty(pool_size, dtype=torch.float64)
+    for i in range(pool_size):
+        rounds = [t for t in range(num_rounds) if bool(observed_T_N[t, i])]
+        if window is not None and name != "uncertainty_trend":
+            rounds = rounds[-window:]
+        series = hist[rounds, i]  # [n, C], chronological
+        n = len(rounds)
+        if n < 2:
+            scores[i] = _history_fallback(series, num_classes)
+            continue
+        if name == "tod":
+            scores[i] = 0.5 * float((series[-1] - series[-2]).square().sum())
+        elif name == "tod_cumulative":
+            scores[i] = sum(0.5 * float((series[t] - series[t - 1]).square().sum()) for t in range(1, n)) / (n - 1)
+        elif name == "flip_rate":
+            a, b = params.get("prior_a", 1.0), params.get("prior_b", 1.0)
+            labels = [int(series[t].argmax()) for t in range(n)]
+            changes = sum(labels[t] != labels[t - 1] for t in range(1, n))
+            scores[i] = (changes + a) / (n - 1 + a + b)
+        elif name == "temporal_variation_ratio":
+            labels = [int(series[t].argmax()) for t in range(n)]
+            scores[i] = 1.0 - max(labels.count(c) for c in set(labels)) / n
+        elif name == "temporal_bald":
+            mean = series.mean(dim=0)
+            scores[i] = _entropy64(mean) - sum(_entropy64(series[t]) for t in range(n)) / n
+        elif name == "teacher_student_kl":
+            tau = params.get("tau", 0.5)
+            mean = series.mean(dim=0)
+            sharpened = mean.clamp_min(1e-12) ** (1.0 / tau)
+            q = sharpened / sharpened.sum()
+            kls = [float((q * (q.clamp_min(1e-300).log() - series[t].clamp_min(1e-12).log())).sum()) for t in range(n)]
+            scores[i] = sum(kls) / n
+        elif name == "cartography_variability":
+            label = int(series[-1].argmax())
+            values = [float(series[t, label]) for t in range(n)]
+            mean = sum(values) / n
+            scores[i] = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+        elif name in ("ema_uncertainty", "uncertainty_trend"):
+            decay = params.get("decay", 0.8)
+            u = [_entropy64(series[t]) for t in range(n)]
+            ema = 0.0
+            for value in u:
+                ema = decay * ema + (1 - decay) * value
+            ema /= 1 - decay**n
+            if name == "ema_uncertainty":
+                mean = sum(u) / n
+                scores[i] = ema + params.get("lam", 1.0) * math.sqrt(sum((v - mean) ** 2 for v in u) / n)
+            else:
+                last = (window or 5)
+                xs, ys = [float(t) for t in rounds[-last:]], u[-last:]
+                x_mean, y_mean = sum(xs) / len(xs), sum(ys) / len(ys)
+                slope = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys)) / sum((x - x_mean) ** 2 for x in xs)
+                scores[i] = ema + params.get("gamma", 1.0) * max(0.0, slope)
+        else:
+            raise ValueError(f"no reference for history strategy '{name}'")
+    return scores
