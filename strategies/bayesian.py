@@ -12,7 +12,7 @@ from strategies.selectors import select_top
 
 @register_strategy(
     name="bald",
-    version="1.0",
+    version="2.0",
     needs=("mc_log_probs",),
     batch_aware=False,
     paper="Houlsby et al. 2011, arXiv:1112.5745; Gal et al. 2017, arXiv:1703.02910",
