@@ -49,3 +49,57 @@ def bald(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None) -> tor
         scores_N (float32), in [0, log K].
     """
     return rowwise(_bald_rows, mc_log_probs_N_K_C, chunk_size)
+
+
+def _predictive_entropy_rows(log_probs_n_K_C: torch.Tensor) -> torch.Tensor:
+    return entropy_rows(log_probs_n_K_C.exp().mean(dim=1))
+
+
+def predictive_entropy(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+    """H(mean_k p_k), the entropy of the MC-averaged prediction, in nats; in [0, log C].
+
+    The score that PowerEntropy samples from (Kirsch et al. 2023, arXiv:2106.12059).
+    """
+    return rowwise(_predictive_entropy_rows, mc_log_probs_N_K_C, chunk_size)
+
+
+def _mean_std_rows(log_probs_n_K_C: torch.Tensor) -> torch.Tensor:
+    probs = log_probs_n_K_C.exp()
+    # two-pass (mean first) variance: E[p²] − E[p]² would cancel for nearly agreeing samples
+    deviation = probs.sub_(probs.mean(dim=1, keepdim=True))
+    return deviation.square_().mean(dim=1).sqrt_().mean(dim=1)
+
+
+def mean_std(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+    """mean_c std_k p_kc: the class-averaged standard deviation of the K predictions.
+
+    Population standard deviation (divide by K), as in Kampffmeyer et al. 2016,
+    "Semantic Segmentation of Small Objects and Modeling of Uncertainty in Urban
+    Remote Sensing Images Using Deep Convolutional Neural Networks", CVPR Workshops,
+    and Gal et al. 2017's "mean STD" baseline (arXiv:1703.02910).
+
+    Returns:
+        scores_N (float32), in [0, 0.5].
+    """
+    return rowwise(_mean_std_rows, mc_log_probs_N_K_C, chunk_size)
+
+
+def _variation_ratio_rows(log_probs_n_K_C: torch.Tensor) -> torch.Tensor:
+    num_samples, num_classes = log_probs_n_K_C.shape[1], log_probs_n_K_C.shape[2]
+    votes_n_K = log_probs_n_K_C.argmax(dim=2)
+    counts_n_C = torch.zeros(votes_n_K.shape[0], num_classes, dtype=torch.float32, device=votes_n_K.device)
+    counts_n_C.scatter_add_(1, votes_n_K, torch.ones_like(votes_n_K, dtype=torch.float32))
+    return 1.0 - counts_n_C.amax(dim=1) / num_samples
+
+
+def variation_ratio(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+    """1 − (votes for the modal class) / K, where each of the K samples votes for its argmax.
+
+    Freeman 1965, "Elementary Applied Statistics"; as an acquisition function over MC
+    dropout samples in Gal, Islam & Ghahramani 2017, arXiv:1703.02910. A sample whose
+    argmax ties between classes votes for the lowest class index (torch.argmax).
+
+    Returns:
+        scores_N (float32), in [0, 1 − 1/C]; multiples of 1/K, so scores tie often.
+    """
+    return rowwise(_variation_ratio_rows, mc_log_probs_N_K_C, chunk_size)

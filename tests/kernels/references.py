@@ -87,3 +87,25 @@ def history_scores(
         else:
             tod[i] = flips[i] = 1.0
     return tod, flips
+
+
+# --- Bayesian scores over mc_log_probs_N_K_C (mean_std, variation_ratio, predictive entropy) ---
+
+
+def predictive_entropy(mc_log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    return entropy(mc_log_probs_N_K_C.double().exp().mean(dim=1))
+
+
+def mean_std(mc_log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    return mc_log_probs_N_K_C.double().exp().std(dim=1, correction=0).mean(dim=1)
+
+
+def variation_ratio(mc_log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """1 - mode count / K, counted with a plain per-class comparison."""
+    votes = mc_log_probs_N_K_C.double().argmax(dim=2)  # [N, K]
+    num_classes = mc_log_probs_N_K_C.shape[2]
+    counts = torch.stack([(votes == c).sum(dim=1) for c in range(num_classes)], dim=1).double()
+    return 1.0 - counts.max(dim=1).values / votes.shape[1]
+
+
+BAYESIAN = {"bald": bald, "predictive_entropy": predictive_entropy, "mean_std": mean_std, "variation_ratio": variation_ratio}

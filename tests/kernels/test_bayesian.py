@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
+from kernels import bayesian
 from kernels.bayesian import bald
 from tests.kernels import references
 
@@ -51,3 +53,30 @@ def test_top_b_matches_float64_at_low_mutual_information():
     jaccard = len(top_expected & top_got) / len(top_expected | top_got)
     assert jaccard >= 0.99, jaccard
     torch.testing.assert_close(bald(mc_log_probs).double(), expected, atol=1e-9, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["predictive_entropy", "mean_std", "variation_ratio"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_new_scores_match_float64_reference(name, dtype):
+    generator = torch.Generator().manual_seed(4)
+    mc_log_probs = torch.log_softmax(2 * torch.randn(1500, 9, 6, generator=generator), dim=2).to(dtype)
+    got = getattr(bayesian, name)(mc_log_probs, chunk_size=211)
+    assert got.dtype == torch.float32 and got.shape == (1500,)
+    torch.testing.assert_close(got.double(), references.BAYESIAN[name](mc_log_probs), atol=2e-6, rtol=1e-5)
+
+
+def test_new_scores_hand_made():
+    # sample 0: all K agree on a one-hot -> 0 everywhere; sample 1: two classes, half the votes each
+    agree = torch.tensor([[1.0, 0.0, 0.0]]).expand(4, 3)
+    split = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).repeat(2, 1)
+    log_probs = torch.stack([agree, split]).clamp(min=1e-30).log()
+    torch.testing.assert_close(bayesian.variation_ratio(log_probs), torch.tensor([0.0, 0.5]))
+    # per class std over K of {1, 0, 1, 0} is 0.5 for the two split classes, 0 for the third
+    torch.testing.assert_close(bayesian.mean_std(log_probs), torch.tensor([0.0, 1.0 / 3.0]))
+    torch.testing.assert_close(bayesian.predictive_entropy(log_probs), torch.tensor([0.0, math.log(2)]))
+
+
+def test_new_scores_are_finite_with_zero_probabilities():
+    log_probs = torch.tensor([[[0.0, -math.inf], [-math.inf, 0.0]]])
+    for name in ("predictive_entropy", "mean_std", "variation_ratio", "bald"):
+        assert torch.isfinite(getattr(bayesian, name)(log_probs)).all(), name
