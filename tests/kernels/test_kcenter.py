@@ -96,3 +96,12 @@ def test_no_labelled_set_gives_finite_scores_from_the_first_pick():
 def test_empty_pool_picks_nothing():
     picks, scores = greedy_k_center(torch.empty(0, 4), torch.randn(3, 4), 5)
     assert picks.shape == (0,) and scores.shape == (0,)
+
+
+def test_plain_torch_reference_agrees_with_the_brute_force_one():
+    generator = torch.Generator().manual_seed(3)
+    emb, labelled = torch.randn(400, 5, generator=generator), torch.randn(7, 5, generator=generator)
+    from tests.kernels.references import k_center_plain_torch
+
+    assert k_center_plain_torch(emb, labelled, 25) == reference_k_center(emb, labelled, 25)
+    assert k_center_plain_torch(emb, torch.empty(0, 5), 25, first_pick=9) == reference_k_center(emb, torch.empty(0, 5), 25, first_pick=9)
