@@ -46,7 +46,7 @@ def bald(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None) -> tor
     Args:
         mc_log_probs_N_K_C: log-probabilities under K posterior samples.
     Returns:
-        scores_N (float32), in [0, log K].
+        scores_N (float32), in [0, min(log C, log K)].
     """
     return rowwise(_bald_rows, mc_log_probs_N_K_C, chunk_size)
 
