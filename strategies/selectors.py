@@ -30,13 +30,16 @@ def topk(scores_N: torch.Tensor, query_size: int, generator: torch.Generator | N
     """
     num_picks = min(query_size, scores_N.shape[0])
     scores_N = scores_N.float()
-    values_B, indices_B = torch.topk(scores_N, num_picks, sorted=True)
     if generator is None or num_picks == 0:
-        return indices_B
-    boundary = values_B[-1]
-    inside = int((values_B == boundary).sum())
-    tied_at_boundary = (scores_N == boundary).nonzero().squeeze(1)  # one host sync per call
-    if tied_at_boundary.numel() > inside:
+        return torch.topk(scores_N, num_picks, sorted=True).indices
+    # one more than B: ties cross the boundary only if the (B+1)-th score equals the B-th,
+    # so the common case needs no pass over N beyond torch.topk's own
+    values, indices = torch.topk(scores_N, min(num_picks + 1, scores_N.shape[0]), sorted=True)
+    indices_B = indices[:num_picks].clone()
+    boundary = values[num_picks - 1]
+    if values.shape[0] > num_picks and bool(values[num_picks] == boundary):  # one host sync per call
+        inside = int((values[:num_picks] == boundary).sum())
+        tied_at_boundary = (scores_N == boundary).nonzero().squeeze(1)
         draw = torch.randperm(tied_at_boundary.numel(), generator=generator, device=generator.device)
         indices_B[num_picks - inside :] = tied_at_boundary[draw[:inside].to(scores_N.device)]
     # random order within every group of equal values: sort by a random key, then stably by value

@@ -117,7 +117,8 @@ def test_demo_preset_is_a_multirun_over_all_strategies_and_two_seeds(composer):
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     params = cfg.hydra.sweeper.params
     strategies = [name.strip() for name in params.strategy.split(",")]
-    assert sorted(strategies) == sorted(available_strategies()) and len(strategies) == 9
+    # issue 5: the demo keeps its 9-strategy list (15 min on 2 cores); every name must be registered
+    assert set(strategies) <= set(available_strategies()) and len(strategies) == 9
     assert len(set(strategies)) == len(strategies)
     assert [seed.strip() for seed in str(params.seed).split(",")] == ["0", "1"]
     assert cfg.hydra.runtime.choices["hydra/launcher"] == "joblib"
