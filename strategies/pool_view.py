@@ -203,31 +203,36 @@ def _check_rows_sum_to_one(strategy: str, need: str, sums_n: torch.Tensor, dtype
         )
 
 
-def _worst_deviation(blocks_deviation: list[torch.Tensor]) -> float:
-    """The one host sync of a fused check: NaN anywhere (a NaN or inf input) reads as a failure."""
-    worst = torch.stack(blocks_deviation).amax() if blocks_deviation else torch.zeros(())
-    value = float(worst)
-    return math.inf if math.isnan(value) else value
+def _sums_normalised(sums: torch.Tensor, dtype: torch.dtype, minimum: torch.Tensor | None = None) -> bool:
+    """The one host sync of a fused check; NaN anywhere (a NaN or inf input) reads as a failure."""
+    if sums.numel() == 0:
+        return True
+    low, high = torch.aminmax(sums)
+    worst = torch.maximum(high - 1.0, 1.0 - low)
+    if minimum is not None:
+        # a negative entry counts as a deviation larger than any tolerance
+        worst = torch.maximum(worst, -2.0 * minimum.float())
+    return bool(worst <= _normalisation_tolerance(dtype))
 
 
 def validate_probs(strategy: str, probs_N_C: torch.Tensor, pool_size: int) -> None:
     """Shape (N, C) with C >= 2, finite, non-negative, rows summing to 1.
 
     One fused pass: per chunk, the row sums (NaN or inf anywhere makes them non-finite)
-    and the minimum entry are reduced on the device, and the host reads one number at
-    the end. Only a failing input pays for the second pass that names the first bad row.
+    go into one [N] buffer; with the minimum entry they are reduced on the device, and
+    the host reads one bool at the end. Only a failing input pays for the second pass that names the first bad row.
     """
     if probs_N_C.ndim != 2 or probs_N_C.shape[0] != pool_size or probs_N_C.shape[1] < 2:
         raise _fail(strategy, f"'probs' must have shape (N={pool_size}, C) with C >= 2; got {tuple(probs_N_C.shape)}")
     if not probs_N_C.is_floating_point():
         raise _fail(strategy, f"'probs' must be a floating-point tensor; got dtype {probs_N_C.dtype}")
-    deviations = []
+    # per chunk one reduction into a preallocated [N] buffer: few ops, because on a shared CPU
+    # every op's thread fork/join costs more than its arithmetic
+    row_sums_N = torch.empty(pool_size, dtype=torch.float32, device=probs_N_C.device)
     for rows in chunk_slices(pool_size, rows_per_chunk(probs_N_C)):
-        block = probs_N_C[rows]
-        row_sums = block.sum(dim=1, dtype=torch.float32)
-        # a negative entry counts as a deviation larger than any tolerance
-        deviations.append(torch.maximum((row_sums - 1.0).abs().amax(), -2.0 * block.amin().float()))
-    if _worst_deviation(deviations) <= _normalisation_tolerance(probs_N_C.dtype):
+        torch.sum(probs_N_C[rows], dim=1, dtype=torch.float32, out=row_sums_N[rows])
+    minimum = probs_N_C.amin() if pool_size else None
+    if _sums_normalised(row_sums_N, probs_N_C.dtype, minimum):
         return
     _check_finite_floats(strategy, "probs", probs_N_C)
     for rows in chunk_slices(pool_size):
@@ -249,11 +254,10 @@ def validate_mc_log_probs(strategy: str, mc_log_probs_N_K_C: torch.Tensor, pool_
         raise _fail(strategy, f"'mc_log_probs' must have shape (N={pool_size}, K, C) with K >= 2; got {shape}")
     if not mc_log_probs_N_K_C.is_floating_point():
         raise _fail(strategy, f"'mc_log_probs' must be a floating-point tensor; got dtype {mc_log_probs_N_K_C.dtype}")
-    deviations = []
+    class_sums_N_K = torch.empty(shape[:2], dtype=torch.float32, device=mc_log_probs_N_K_C.device)
     for rows in chunk_slices(pool_size, rows_per_chunk(mc_log_probs_N_K_C)):
-        class_sums = mc_log_probs_N_K_C[rows].float().exp().sum(dim=2)
-        deviations.append((class_sums - 1.0).abs().amax())
-    if _worst_deviation(deviations) <= _normalisation_tolerance(mc_log_probs_N_K_C.dtype):
+        torch.sum(mc_log_probs_N_K_C[rows].float().exp(), dim=2, out=class_sums_N_K[rows])
+    if _sums_normalised(class_sums_N_K, mc_log_probs_N_K_C.dtype):
         return
     _check_finite_floats(strategy, "mc_log_probs", mc_log_probs_N_K_C, allow_neg_inf=True)
     for rows in chunk_slices(pool_size):

@@ -147,3 +147,12 @@ def test_spec_is_complete(name):
     assert spec.name == name and spec.version and spec.paper
     assert set(spec.needs) <= set(NEED_FIELDS)
     assert spec.fn.__name__ == name  # one name end to end: registry key == function name
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_inputs_are_not_modified(name):
+    pool = full_pool()
+    before = {field: getattr(pool, field).clone() for field in ("probs_N_C", "mc_log_probs_N_K_C", "emb_N_D", "labelled_emb_L_D")}
+    get_strategy(name)(pool, 17, generator=generator())
+    for field, value in before.items():
+        assert torch.equal(getattr(pool, field), value), field
