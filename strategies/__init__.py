@@ -14,7 +14,7 @@ add more through the ``alsweep.strategies`` entry-point group.
 
 from strategies import baseline, batch_bayesian, bayesian, diversity, history, uncertainty  # noqa: F401  (registers)
 from strategies.baseline import random
-from strategies.bayesian import bald
+from strategies.bayesian import bald, mean_std, power_bald, power_entropy, softmax_bald, variation_ratio
 from strategies.diversity import coreset
 from strategies.errors import StrategyInputError, UnknownNameError
 from strategies.history import accumulate_history, flip_rate, tod
@@ -48,8 +48,13 @@ __all__ = [
     "get_strategy",
     "least_confidence",
     "margin",
+    "mean_std",
+    "power_bald",
+    "power_entropy",
     "random",
     "ratio",
     "register_strategy",
+    "softmax_bald",
     "tod",
+    "variation_ratio",
 ]

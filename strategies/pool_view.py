@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from kernels.chunking import DEFAULT_CHUNK_SIZE, chunk_slices
+from kernels.chunking import DEFAULT_CHUNK_SIZE, chunk_slices, rows_per_chunk
 from strategies.errors import StrategyInputError
 
 #: The inputs a strategy can declare in ``needs``, and the `PoolView` field each fills.
@@ -217,10 +217,37 @@ def _check_rows_sum_to_one(strategy: str, need: str, sums_n: torch.Tensor, dtype
         )
 
 
+def _sums_normalised(sums: torch.Tensor, dtype: torch.dtype, minimum: torch.Tensor | None = None) -> bool:
+    """The one host sync of a fused check; NaN anywhere (a NaN or inf input) reads as a failure."""
+    if sums.numel() == 0:
+        return True
+    low, high = torch.aminmax(sums)
+    worst = torch.maximum(high - 1.0, 1.0 - low)
+    if minimum is not None:
+        # a negative entry counts as a deviation larger than any tolerance
+        worst = torch.maximum(worst, -2.0 * minimum.float())
+    return bool(worst <= _normalisation_tolerance(dtype))
+
+
 def validate_probs(strategy: str, probs_N_C: torch.Tensor, pool_size: int) -> None:
-    """Shape (N, C) with C >= 2, finite, non-negative, rows summing to 1."""
+    """Shape (N, C) with C >= 2, finite, non-negative, rows summing to 1.
+
+    One fused pass: per chunk, the row sums (NaN or inf anywhere makes them non-finite)
+    go into one [N] buffer; with the minimum entry they are reduced on the device, and
+    the host reads one bool at the end. Only a failing input pays for the second pass that names the first bad row.
+    """
     if probs_N_C.ndim != 2 or probs_N_C.shape[0] != pool_size or probs_N_C.shape[1] < 2:
         raise _fail(strategy, f"'probs' must have shape (N={pool_size}, C) with C >= 2; got {tuple(probs_N_C.shape)}")
+    if not probs_N_C.is_floating_point():
+        raise _fail(strategy, f"'probs' must be a floating-point tensor; got dtype {probs_N_C.dtype}")
+    # per chunk one reduction into a preallocated [N] buffer: few ops, because on a shared CPU
+    # every op's thread fork/join costs more than its arithmetic
+    row_sums_N = torch.empty(pool_size, dtype=torch.float32, device=probs_N_C.device)
+    for rows in chunk_slices(pool_size, rows_per_chunk(probs_N_C)):
+        torch.sum(probs_N_C[rows], dim=1, dtype=torch.float32, out=row_sums_N[rows])
+    minimum = probs_N_C.amin() if pool_size else None
+    if _sums_normalised(row_sums_N, probs_N_C.dtype, minimum):
+        return
     _check_finite_floats(strategy, "probs", probs_N_C)
     for rows in chunk_slices(pool_size):
         block = probs_N_C[rows].float()
@@ -230,10 +257,22 @@ def validate_probs(strategy: str, probs_N_C: torch.Tensor, pool_size: int) -> No
 
 
 def validate_mc_log_probs(strategy: str, mc_log_probs_N_K_C: torch.Tensor, pool_size: int) -> None:
-    """Shape (N, K, C) with K >= 2 and C >= 2; log-probabilities that normalise over C."""
+    """Shape (N, K, C) with K >= 2 and C >= 2; log-probabilities that normalise over C.
+
+    One fused pass of exp and a class sum per chunk (log-probabilities are <= 0, so the
+    max-shift of logsumexp is not needed; a positive entry that overflows fails the check,
+    as it should); NaN or +inf make a sum non-finite, −inf (p = 0) is allowed.
+    """
     shape = tuple(mc_log_probs_N_K_C.shape)
     if len(shape) != 3 or shape[0] != pool_size or shape[1] < 2 or shape[2] < 2:
         raise _fail(strategy, f"'mc_log_probs' must have shape (N={pool_size}, K, C) with K >= 2; got {shape}")
+    if not mc_log_probs_N_K_C.is_floating_point():
+        raise _fail(strategy, f"'mc_log_probs' must be a floating-point tensor; got dtype {mc_log_probs_N_K_C.dtype}")
+    class_sums_N_K = torch.empty(shape[:2], dtype=torch.float32, device=mc_log_probs_N_K_C.device)
+    for rows in chunk_slices(pool_size, rows_per_chunk(mc_log_probs_N_K_C)):
+        torch.sum(mc_log_probs_N_K_C[rows].float().exp(), dim=2, out=class_sums_N_K[rows])
+    if _sums_normalised(class_sums_N_K, mc_log_probs_N_K_C.dtype):
+        return
     _check_finite_floats(strategy, "mc_log_probs", mc_log_probs_N_K_C, allow_neg_inf=True)
     for rows in chunk_slices(pool_size):
         block = mc_log_probs_N_K_C[rows].float()
@@ -242,13 +281,24 @@ def validate_mc_log_probs(strategy: str, mc_log_probs_N_K_C: torch.Tensor, pool_
         )
 
 
+def _check_finite_fused(strategy: str, need: str, tensor: torch.Tensor) -> None:
+    """Finite everywhere: one float64 sum per chunk (NaN/inf propagate), one host sync."""
+    if not tensor.is_floating_point():
+        raise _fail(strategy, f"'{need}' must be a floating-point tensor; got dtype {tensor.dtype}")
+    if tensor.numel() == 0:
+        return
+    sums = [tensor[rows].sum(dtype=torch.float64) for rows in chunk_slices(tensor.shape[0], rows_per_chunk(tensor))]
+    if not math.isfinite(float(torch.stack(sums).sum())):
+        _check_finite_floats(strategy, need, tensor)
+
+
 def validate_embeddings(strategy: str, pool: PoolView, needs: tuple[str, ...]) -> None:
     """``emb`` is (N, D); ``labelled_emb`` is (L, D) with the same D (L may be 0)."""
     emb = pool.emb_N_D
     if "emb" in needs:
         if emb.ndim != 2 or emb.shape[0] != pool.size or emb.shape[1] < 1:
             raise _fail(strategy, f"'emb' must have shape (N={pool.size}, D); got {tuple(emb.shape)}")
-        _check_finite_floats(strategy, "emb", emb)
+        _check_finite_fused(strategy, "emb", emb)
     if "labelled_emb" in needs:
         labelled = pool.labelled_emb_L_D
         dim = emb.shape[1] if emb is not None and emb.ndim == 2 else None
@@ -256,8 +306,7 @@ def validate_embeddings(strategy: str, pool: PoolView, needs: tuple[str, ...]) -
             raise _fail(
                 strategy, f"'labelled_emb' must have shape (L, D={dim}); got {tuple(labelled.shape)}"
             )
-        if labelled.shape[0]:
-            _check_finite_floats(strategy, "labelled_emb", labelled)
+        _check_finite_fused(strategy, "labelled_emb", labelled)
 
 
 def validate_history(strategy: str, history: HistoryView, pool_size: int) -> None:

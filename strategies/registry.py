@@ -120,6 +120,11 @@ def register_strategy(
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator: register ``fn`` under ``name`` and return it wrapped with input/output validation.
 
+    The wrapper validates the query size, the generator, the parameters' names and the
+    inputs in ``needs``; an empty pool (N = 0) then returns an empty `Selection` (no
+    scores, the strategy state passed through) without calling ``fn``, so every strategy
+    has the same defined result there.
+
     The returned function keeps ``fn``'s name and docstring and carries its
     `StrategySpec` as ``.spec``.
     """
@@ -142,6 +147,10 @@ def register_strategy(
                 )
             spec.check_params(params, key_prefix="params")
             validate_pool(name, pool, needs)
+            if pool.size == 0:
+                # N = 0 has one defined answer, min(B, N) = 0 positions; no strategy has to handle it
+                empty = torch.empty(0, dtype=torch.int64, device=pool.device)
+                return Selection(empty, None, pool.strategy_state)
             selection = fn(pool, query_size, generator=generator, **params)
             validate_selection(name, selection, pool.size, query_size)
             return selection

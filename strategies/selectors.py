@@ -23,13 +23,29 @@ def topk(scores_N: torch.Tensor, query_size: int, generator: torch.Generator | N
 
     With a ``generator``, equal scores are ordered uniformly at random (scores
     such as flip counts tie often, and torch.topk's own order would favour
-    whatever comes first in the dataset); without one, torch.topk decides.
+    whatever comes first in the dataset): which of the samples tied at the top-B
+    boundary get in is a uniform draw among all of them, and samples tied inside
+    the top-B come in random order. The draws are over those tied samples only,
+    never a permutation of the whole pool; without a generator, torch.topk decides.
     """
     num_picks = min(query_size, scores_N.shape[0])
-    if generator is None:
-        return torch.topk(scores_N.float(), num_picks, sorted=True).indices
-    shuffle_N = torch.randperm(scores_N.shape[0], generator=generator, device=generator.device).to(scores_N.device)
-    return shuffle_N[torch.topk(scores_N.float()[shuffle_N], num_picks, sorted=True).indices]
+    scores_N = scores_N.float()
+    if generator is None or num_picks == 0:
+        return torch.topk(scores_N, num_picks, sorted=True).indices
+    # one more than B: ties cross the boundary only if the (B+1)-th score equals the B-th,
+    # so the common case needs no pass over N beyond torch.topk's own
+    values, indices = torch.topk(scores_N, min(num_picks + 1, scores_N.shape[0]), sorted=True)
+    indices_B = indices[:num_picks].clone()
+    boundary = values[num_picks - 1]
+    if values.shape[0] > num_picks and bool(values[num_picks] == boundary):  # one host sync per call
+        inside = int((values[:num_picks] == boundary).sum())
+        tied_at_boundary = (scores_N == boundary).nonzero().squeeze(1)
+        draw = torch.randperm(tied_at_boundary.numel(), generator=generator, device=generator.device)
+        indices_B[num_picks - inside :] = tied_at_boundary[draw[:inside].to(scores_N.device)]
+    # random order within every group of equal values: sort by a random key, then stably by value
+    keys_B = torch.rand(num_picks, generator=generator, device=generator.device).to(scores_N.device)
+    indices_B = indices_B[keys_B.argsort()]
+    return indices_B[torch.sort(scores_N[indices_B], descending=True, stable=True).indices]
 
 
 def select_top(scores_N: torch.Tensor, query_size: int, generator: torch.Generator) -> Selection:
@@ -51,12 +67,18 @@ def sample_without_replacement(log_weights_N: torch.Tensor, query_size: int, gen
 
 
 def power_sampling(scores_N: torch.Tensor, query_size: int, beta: float, generator: torch.Generator) -> torch.Tensor:
-    """Sample ∝ score^β (scores clamped at 0). Kirsch et al. 2023, "Stochastic Batch Acquisition"."""
+    """Sample ∝ score^β (scores clamped at 0; 0^0 = 1, so β = 0 is uniform).
+
+    Kirsch et al. 2023, "Stochastic Batch Acquisition", TMLR, arXiv:2106.12059.
+    """
+    if beta == 0:
+        # β·log 0 = 0·(−inf) is NaN; score^0 = 1 for every sample, zero scores included
+        return sample_without_replacement(torch.zeros_like(scores_N, dtype=torch.float64), query_size, generator)
     return sample_without_replacement(beta * torch.log(scores_N.double().clamp(min=0.0)), query_size, generator)
 
 
 def softmax_sampling(scores_N: torch.Tensor, query_size: int, beta: float, generator: torch.Generator) -> torch.Tensor:
-    """Sample ∝ exp(β·score). Kirsch et al. 2023, "Stochastic Batch Acquisition"."""
+    """Sample ∝ exp(β·score) (β = 0 is uniform). Kirsch et al. 2023, "Stochastic Batch Acquisition"."""
     return sample_without_replacement(beta * scores_N.double(), query_size, generator)
 
 

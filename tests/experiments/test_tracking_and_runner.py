@@ -16,6 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 import experiments.cli
 import experiments.loop as loop_module
 from experiments.config import resolved_container, workflow_id
+from strategies import get_strategy
 from experiments.errors import ConfigError, TrackingError
 from experiments.runner import REPO_ROOT, git_commit, hydra_context, run_experiment
 from experiments.tracking import (
@@ -95,7 +96,7 @@ def test_run_experiment_tracks_everything(composer, workspace, mlflow):
     assert run.info.run_name == "entropy-synthetic-s0"
 
     tags = run.data.tags
-    assert tags["strategy"] == "entropy" and tags["strategy_version"] == "1.0"
+    assert tags["strategy"] == "entropy" and tags["strategy_version"] == get_strategy("entropy").version
     assert tags["strategy_code_hash"] == get_strategy("entropy").code_hash and tags["kernels_code_hash"] == kernels_code_hash()
     assert tags["dataset"] == "synthetic" and len(tags["dataset_fingerprint"]) == 64
     assert tags["workflow_id"] == workflow_id(resolved_container(cfg))

@@ -248,3 +248,44 @@ def history_strategy_scores(
         else:
             raise ValueError(f"no reference for history strategy '{name}'")
     return scores
+
+# --- Bayesian scores over mc_log_probs_N_K_C (mean_std, variation_ratio, predictive entropy) ---
+
+
+def predictive_entropy(mc_log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    return entropy(mc_log_probs_N_K_C.double().exp().mean(dim=1))
+
+
+def mean_std(mc_log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    return mc_log_probs_N_K_C.double().exp().std(dim=1, correction=0).mean(dim=1)
+
+
+def variation_ratio(mc_log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """1 - mode count / K, counted with a plain per-class comparison."""
+    votes = mc_log_probs_N_K_C.double().argmax(dim=2)  # [N, K]
+    num_classes = mc_log_probs_N_K_C.shape[2]
+    counts = torch.stack([(votes == c).sum(dim=1) for c in range(num_classes)], dim=1).double()
+    return 1.0 - counts.max(dim=1).values / votes.shape[1]
+
+
+BAYESIAN = {"bald": bald, "predictive_entropy": predictive_entropy, "mean_std": mean_std, "variation_ratio": variation_ratio}
+
+
+# --- k-center: a plain torch float64 greedy with a min-distance vector (fast enough for the benchmark sizes) ---
+
+
+def k_center_plain_torch(emb_N_D: torch.Tensor, labelled_L_D: torch.Tensor, num_picks: int, first_pick: int = 0) -> list[int]:
+    """The textbook greedy: exact float64 distances, min-distance vector, one [N] block per pick."""
+    emb = emb_N_D.double()
+    labelled = labelled_L_D.double()
+    min_dist = torch.full((emb.shape[0],), math.inf, dtype=torch.float64, device=emb.device)
+    for start in range(0, emb.shape[0], 8192):  # chunks keep the [n, L] block small
+        if labelled.shape[0]:
+            min_dist[start : start + 8192] = torch.cdist(emb[start : start + 8192], labelled).square().min(dim=1).values
+    picks: list[int] = []
+    for b in range(min(num_picks, emb.shape[0])):
+        pick = first_pick if b == 0 and labelled.shape[0] == 0 else int(min_dist.argmax())
+        picks.append(pick)
+        min_dist = torch.minimum(min_dist, (emb - emb[pick]).square().sum(dim=1))
+        min_dist[pick] = -1.0
+    return picks

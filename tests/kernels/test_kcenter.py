@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from kernels.kcenter import greedy_k_center, min_squared_distances
@@ -48,3 +49,59 @@ def test_duplicates_never_repeat_a_pick():
 def test_query_larger_than_pool_returns_whole_pool():
     picks, _ = greedy_k_center(torch.randn(7, 2), torch.randn(3, 2), 50)
     assert sorted(picks.tolist()) == list(range(7))
+
+
+def offset_embeddings(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Post-ReLU-like features: a common offset of 10, median squared distance ~0.1 (issue 5)."""
+    generator = torch.Generator().manual_seed(seed)
+    emb = 10.0 + 0.025 * torch.rand(3000, 64, generator=generator, dtype=torch.float64).sub(0.5).mul(4)
+    return emb[:2950].float(), emb[2950:].float()
+
+
+def clustered_embeddings(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tight clusters far apart: within-cluster distances tiny against the norms."""
+    generator = torch.Generator().manual_seed(seed)
+    centres = 50.0 * torch.randn(6, 32, generator=generator, dtype=torch.float64)
+    emb = centres.repeat_interleave(500, dim=0) + 0.03 * torch.randn(3000, 32, generator=generator, dtype=torch.float64)
+    order = torch.randperm(3000, generator=generator)
+    emb = emb[order].float()
+    return emb[:2960], emb[2960:]
+
+
+@pytest.mark.parametrize("make", [offset_embeddings, clustered_embeddings])
+def test_picks_match_float64_on_offset_and_clustered_embeddings(make):
+    # the ||x||² + ||y||² − 2x·y form matched 11 of 30 float64 picks on offset embeddings
+    emb, labelled = make(0)
+    picks, initial = greedy_k_center(emb, labelled, 30)
+    assert picks.tolist() == reference_k_center(emb, labelled, 30)
+    expected = torch.cdist(emb.double(), labelled.double()).min(1).values.square()
+    torch.testing.assert_close(initial.double(), expected, rtol=1e-5, atol=0)
+
+
+def test_exact_min_distances_with_few_candidates_and_many_centres():
+    # more centres than the candidate count, all nearly equidistant: the rounding-bound fallback must run
+    emb, labelled = clustered_embeddings(1)
+    expected = torch.cdist(emb.double(), labelled.double()).min(1).values.square()
+    got = min_squared_distances(emb, labelled, chunk_size=129, centre_chunk_size=7)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=0)
+
+
+def test_no_labelled_set_gives_finite_scores_from_the_first_pick():
+    emb = torch.randn(50, 3, generator=torch.Generator().manual_seed(2))
+    picks, scores = greedy_k_center(emb, torch.empty(0, 3), 5, first_pick=7)
+    assert picks[0] == 7 and torch.isfinite(scores).all()
+    torch.testing.assert_close(scores.double(), (emb.double() - emb[7].double()).square().sum(1), rtol=1e-5, atol=1e-6)
+
+
+def test_empty_pool_picks_nothing():
+    picks, scores = greedy_k_center(torch.empty(0, 4), torch.randn(3, 4), 5)
+    assert picks.shape == (0,) and scores.shape == (0,)
+
+
+def test_plain_torch_reference_agrees_with_the_brute_force_one():
+    generator = torch.Generator().manual_seed(3)
+    emb, labelled = torch.randn(400, 5, generator=generator), torch.randn(7, 5, generator=generator)
+    from tests.kernels.references import k_center_plain_torch
+
+    assert k_center_plain_torch(emb, labelled, 25) == reference_k_center(emb, labelled, 25)
+    assert k_center_plain_torch(emb, torch.empty(0, 5), 25, first_pick=9) == reference_k_center(emb, torch.empty(0, 5), 25, first_pick=9)

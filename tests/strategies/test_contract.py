@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from strategies import NEED_FIELDS, StrategyInputError, available_strategies, get_strategy
+from strategies import NEED_FIELDS, StrategyInputError, TensorHistory, available_strategies, get_strategy
 from tests.strategies.conftest import full_pool, labelled_ids
 
 ALL = available_strategies()
@@ -18,19 +18,36 @@ def generator(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def check_selection(pool, selection, labelled, query_size: int) -> None:
+    """The output contract, as the loop uses it: positions -> dataset ids, none labelled, finite scores."""
+    indices = selection.indices_B
+    expected = min(query_size, pool.size)
+    assert indices.dtype == torch.int64 and indices.shape == (expected,)
+    assert torch.unique(indices).numel() == expected
+    assert ((indices >= 0) & (indices < pool.size)).all()
+    chosen_ids = pool.pool_ids_N[indices]  # what experiments.loop.label does
+    assert not torch.isin(chosen_ids, labelled).any(), "selected a labelled sample"
+    if selection.scores_N is not None:
+        assert selection.scores_N.shape == (pool.size,)
+        assert torch.isfinite(selection.scores_N).all(), "non-finite scores"
+
+
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("query_size", [1, 17, 300])
-def test_returns_b_unique_pool_positions_never_labelled(name, query_size):
-    pool = full_pool()
+@pytest.mark.parametrize("labelled_size", [10, 0])
+def test_returns_b_unique_pool_positions_never_labelled(name, query_size, labelled_size):
+    pool = full_pool(labelled_size=labelled_size)
     selection = get_strategy(name)(pool, query_size, generator=generator())
-    indices = selection.indices_B
-    assert indices.dtype == torch.int64 and indices.shape == (query_size,)
-    assert torch.unique(indices).numel() == query_size
-    assert ((indices >= 0) & (indices < pool.size)).all()
-    chosen_ids = pool.pool_ids_N[indices]
-    assert not torch.isin(chosen_ids, labelled_ids()).any()
-    if selection.scores_N is not None:
-        assert selection.scores_N.shape == (pool.size,) and torch.isfinite(selection.scores_N).all()
+    check_selection(pool, selection, labelled_ids(labelled_size=labelled_size), query_size)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_empty_pool_gives_an_empty_selection(name):
+    # decided: N = 0 is not an error; min(B, N) = 0 positions, no scores (see register_strategy)
+    pool = full_pool(pool_size=0)
+    selection = get_strategy(name)(pool, 5, generator=generator())
+    assert selection.indices_B.dtype == torch.int64 and selection.indices_B.shape == (0,)
+    assert selection.scores_N is None
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -82,13 +99,23 @@ MALFORMED = {
     ],
     "labelled_emb": [
         (lambda p: p.labelled_emb_L_D[:, :2], r"'labelled_emb' must have shape \(L, D=6\); got \(10, 2\)"),
+        (lambda p: p.labelled_emb_L_D.clone().fill_(math.nan), r"'labelled_emb' contains NaN or infinite values"),
+    ],
+    "history": [
+        (lambda p: TensorHistory(p.history.hist_T_N_C[:, :10], p.history.observed_T_N[:, :10]), r"'history' must be aligned to the pool \(N=300\)"),
+        (lambda p: TensorHistory(p.history.hist_T_N_C[:0], p.history.observed_T_N[:0]), r"'history' must hold at least one recorded round"),
+        (lambda p: p.history.hist_T_N_C, r"'history' must be a HistoryView"),
     ],
 }
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_malformed_inputs_fail_with_a_one_line_message(name):
-    spec = get_strategy(name)
+    check_malformed(get_strategy(name))
+
+
+def check_malformed(spec) -> None:
+    name = spec.name
     checked = 0
     for need in spec.needs:
         for corrupt, message in MALFORMED.get(need, []):
@@ -98,7 +125,8 @@ def test_malformed_inputs_fail_with_a_one_line_message(name):
                 spec(bad_pool, 5, generator=generator())
             assert "\n" not in str(raised.value)
             checked += 1
-    assert checked or not set(spec.needs) & set(MALFORMED)
+    assert set(spec.needs) <= set(MALFORMED)  # every kind of input has malformed cases
+    assert checked or not spec.needs
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -119,3 +147,12 @@ def test_spec_is_complete(name):
     assert spec.name == name and spec.version and spec.paper
     assert set(spec.needs) <= set(NEED_FIELDS)
     assert spec.fn.__name__ == name  # one name end to end: registry key == function name
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_inputs_are_not_modified(name):
+    pool = full_pool()
+    before = {field: getattr(pool, field).clone() for field in ("probs_N_C", "mc_log_probs_N_K_C", "emb_N_D", "labelled_emb_L_D")}
+    get_strategy(name)(pool, 17, generator=generator())
+    for field, value in before.items():
+        assert torch.equal(getattr(pool, field), value), field

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from strategies import PoolView, StrategyInputError, TensorHistory, get_strategy
+from tests.kernels import references
 
 
 def generator() -> torch.Generator:
@@ -65,3 +66,58 @@ def test_random_is_uniform():
         counts[get_strategy("random")(pool, 3, generator=shared).indices_B] += 1
     expected = 2000 * 3 / 10
     assert ((counts - expected).abs() < 0.15 * expected).all(), counts
+
+
+def mc_pool(mc_log_probs: torch.Tensor) -> PoolView:
+    return PoolView(pool_ids_N=torch.arange(mc_log_probs.shape[0]), mc_log_probs_N_K_C=mc_log_probs)
+
+
+def test_mean_std_and_variation_ratio_prefer_disagreement():
+    agree = torch.tensor([[0.6, 0.4]]).expand(4, 2)
+    split = torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.2, 0.8]])
+    pool = mc_pool(torch.stack([agree, split, agree]).log())
+    for name in ("mean_std", "variation_ratio"):
+        assert get_strategy(name)(pool, 1, generator=generator()).indices_B.tolist() == [1], name
+
+
+@pytest.mark.parametrize("name", ["power_bald", "power_entropy", "softmax_bald"])
+@pytest.mark.parametrize("beta", [-1.0, float("nan"), float("inf"), "2", True])
+def test_stochastic_acquisition_rejects_a_bad_beta(name, beta):
+    pool = mc_pool(torch.log_softmax(torch.randn(10, 4, 3), dim=2))
+    with pytest.raises(StrategyInputError, match=rf"^{name}: 'beta' must be a finite number >= 0 \(0 = uniform sampling\); got"):
+        get_strategy(name)(pool, 2, generator=generator(), beta=beta)
+
+
+@pytest.mark.parametrize("name", ["power_bald", "power_entropy", "softmax_bald"])
+def test_stochastic_acquisition_at_beta_zero_is_uniform(name):
+    # rows 0-1 have zero BALD and zero entropy (all samples one-hot on class 0): score^0 must still be 1
+    one_hot = torch.tensor([[1.0, 0.0]]).expand(4, 2).clamp(min=1e-30).log()
+    mixed = torch.log_softmax(torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(0)), dim=2)
+    pool = mc_pool(torch.cat([one_hot.unsqueeze(0).expand(2, 4, 2), mixed]))
+    counts = torch.zeros(4)
+    shared = torch.Generator().manual_seed(3)
+    for _ in range(2000):
+        counts[get_strategy(name)(pool, 1, generator=shared, beta=0.0).indices_B] += 1
+    torch.testing.assert_close(counts / 2000, torch.full((4,), 0.25), atol=0.035, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["power_bald", "softmax_bald"])
+def test_stochastic_bald_follows_the_score_weights(name):
+    # P(first pick = i) ∝ score_i^β (power) or exp(β score_i) (softmax)
+    mc_log_probs = torch.log_softmax(2 * torch.randn(6, 8, 3, generator=torch.Generator().manual_seed(1)), dim=2)
+    pool = mc_pool(mc_log_probs)
+    scores = references.bald(mc_log_probs).clamp(min=0)
+    beta = 2.0
+    weights = scores**beta if name == "power_bald" else torch.exp(beta * scores)
+    counts = torch.zeros(6, dtype=torch.float64)
+    shared = torch.Generator().manual_seed(5)
+    for _ in range(4000):
+        counts[get_strategy(name)(pool, 1, generator=shared, beta=beta).indices_B] += 1
+    torch.testing.assert_close(counts / 4000, weights / weights.sum(), atol=0.03, rtol=0)
+
+
+def test_power_sampling_with_large_beta_becomes_top_b():
+    mc_log_probs = torch.log_softmax(2 * torch.randn(40, 8, 3, generator=torch.Generator().manual_seed(2)), dim=2)
+    pool = mc_pool(mc_log_probs)
+    sampled = get_strategy("power_bald")(pool, 5, generator=generator(), beta=500.0).indices_B
+    assert set(sampled.tolist()) == set(get_strategy("bald")(pool, 5, generator=generator()).indices_B.tolist())
