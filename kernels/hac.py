@@ -7,10 +7,9 @@ HAC needs all pairwise distances of the points it clusters: O(n²) memory and ti
 caller clusters a bounded subsample (n ≤ a few thousand) and assigns every other pool
 point to the nearest cluster centre with `nearest_centre`, chunked along N.
 
-The merge loop keeps, per active cluster, its nearest active cluster (a row-min cache).
-With average linkage the distance to a merged cluster is a weighted mean of the
-distances to its parts, never below their minimum, so only the rows whose nearest
-cluster was one of the two merged ones need their minimum recomputed.
+Merges run in rounds of reciprocal nearest neighbours (see `average_linkage`), so the
+work is O(n²) tensor operations per round, with few rounds, instead of one Python step
+(and a handful of tiny tensor operations) per merge.
 """
 
 from __future__ import annotations
@@ -32,9 +31,18 @@ def pairwise_distances(x_n_D: torch.Tensor) -> torch.Tensor:
 
 
 def average_linkage(x_n_D: torch.Tensor, num_clusters: int) -> torch.Tensor:
-    """Merge the two closest clusters (average linkage) until ``num_clusters`` remain.
+    """Average-linkage HAC cut at ``num_clusters`` clusters, by reciprocal-nearest-neighbour rounds.
 
-    Ties in the closest pair go to the lowest row index (deterministic).
+    Each round merges, at once, every pair of clusters that are each other's nearest
+    neighbour. Average linkage is reducible (the distance to a merged cluster is never below
+    the smaller of the distances to its parts), so these parallel merges build the same
+    dendrogram as merging one closest pair at a time (Sumengen et al. 2021, "Scaling
+    Hierarchical Agglomerative Clustering to Billion-sized Datasets", arXiv:2105.11653).
+    A round is a few [m, m] tensor operations, not a Python step per merge: the sums of
+    pairwise distances between clusters of each merged pair are pooled row- and column-wise.
+    The cut then applies the n − ``num_clusters`` lowest merges (merge heights of a
+    reducible linkage are monotone along the sequential order). Rounds stop as soon as no
+    later merge can be lower than the ones the cut needs.
 
     Returns:
         labels_n int64 in [0, min(num_clusters, n)), numbered by each cluster's lowest row.
@@ -42,30 +50,61 @@ def average_linkage(x_n_D: torch.Tensor, num_clusters: int) -> torch.Tensor:
     count = x_n_D.shape[0]
     if count == 0:
         return torch.empty(0, dtype=torch.int64, device=x_n_D.device)
-    dist = pairwise_distances(x_n_D)
-    dist.fill_diagonal_(math.inf)
-    size = torch.ones(count, dtype=torch.float32, device=dist.device)
-    owner = torch.arange(count, device=dist.device)  # each point's cluster, named by a surviving row
-    row_min, row_arg = dist.min(dim=1)
-    for _ in range(count - max(1, num_clusters)):
-        i = int(row_min.argmin())
-        j = int(row_arg[i])
-        keep, gone = min(i, j), max(i, j)
-        merged = (size[keep] * dist[keep] + size[gone] * dist[gone]) / (size[keep] + size[gone])
-        dist[keep] = merged
-        dist[:, keep] = merged
-        dist[keep, keep] = math.inf
-        dist[gone] = math.inf
-        dist[:, gone] = math.inf
-        size[keep] += size[gone]
-        owner[owner == gone] = keep
-        row_min[gone] = math.inf
-        stale = ((row_arg == keep) | (row_arg == gone)).nonzero().squeeze(1)
-        stale = torch.cat([stale, torch.tensor([keep], device=dist.device)])
-        stale = stale[stale != gone]
-        row_min[stale], row_arg[stale] = dist[stale].min(dim=1)
-        # a row may now be nearest to the merged cluster only through a tie; the cache stays a valid minimum
-    return torch.unique(owner, return_inverse=True)[1]
+    needed = count - max(1, min(num_clusters, count))
+    # cluster-to-cluster sums of point distances (float64: they accumulate), and the average linkage
+    sums = pairwise_distances(x_n_D).double()
+    linkage = sums.clone().fill_diagonal_(math.inf)
+    size = torch.ones(count, dtype=torch.float64, device=sums.device)
+    alive = torch.ones(count, dtype=torch.bool, device=sums.device)
+    ids = torch.arange(count, device=sums.device)
+    nearest_val, nearest = linkage.min(dim=1)
+    heights, left, right = [], [], []
+    while needed and int(alive.sum()) > 1:
+        if len(heights) >= needed:
+            cut_height = torch.cat(heights).kthvalue(needed).values
+            if bool(nearest_val.min() >= cut_height):
+                break
+        mutual = alive & (nearest[nearest] == ids) & (ids < nearest) & (nearest_val < math.inf)
+        first, second = ids[mutual], nearest[mutual]
+        heights.append(nearest_val[mutual])
+        left.append(first)  # a cluster is named by its lowest row: the lower index of a pair survives
+        right.append(second)
+        # pool each pair in place: only the 2p touched rows and columns move, nothing is compacted
+        sums[first] += sums[second]
+        sums[:, first] += sums[:, second]
+        size[first] += size[second]
+        alive[second] = False
+        nearest_val[second] = math.inf
+        row = sums[first] / (size[first].unsqueeze(1) * size.unsqueeze(0))
+        row.masked_fill_(~alive.unsqueeze(0), math.inf)
+        linkage[first] = row
+        linkage[:, first] = row.T
+        linkage[first, first] = math.inf
+        linkage[second] = math.inf
+        linkage[:, second] = math.inf
+        # average linkage is reducible: only rows whose nearest cluster was merged need a new minimum
+        stale = alive & (torch.isin(nearest, torch.cat([first, second])) | mutual)
+        stale_rows = ids[stale]
+        nearest_val[stale_rows], nearest[stale_rows] = linkage[stale_rows].min(dim=1)
+    if not heights:
+        return torch.arange(count, device=x_n_D.device)
+    all_heights = torch.cat(heights)
+    order = torch.argsort(all_heights, stable=True)[:needed].tolist()
+    pairs_left, pairs_right = torch.cat(left).tolist(), torch.cat(right).tolist()
+    # union-find over the few thousand chosen merges: plain integers, no tensor op per merge
+    parent = list(range(count))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for merge in order:
+        a, b = root(pairs_left[merge]), root(pairs_right[merge])
+        parent[max(a, b)] = min(a, b)
+    roots = torch.tensor([root(i) for i in range(count)], device=x_n_D.device)
+    return torch.unique(roots, return_inverse=True)[1]
 
 
 def cluster_means(x_N_D: torch.Tensor, labels_N: torch.Tensor, num_clusters: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -257,3 +257,31 @@ def cluster_margin_round_robin(candidates: list[int], clusters: list[int], num_p
         taken += len(this_round)
         depth += 1
     return rounds
+
+
+def lloyd_until(emb_N_D: torch.Tensor, centres_M_D: torch.Tensor, max_iter: int, tol: float) -> torch.Tensor:
+    """Float64 Lloyd with the kernels' stopping rule (largest shift² ≤ tol x mean per-dimension variance); the assignment."""
+    x = emb_N_D.double()
+    centres = centres_M_D.double()
+    threshold = tol * float((x - x.mean(dim=0)).square().sum(dim=1).mean()) / x.shape[1]
+    assignment = torch.cdist(x, centres).argmin(dim=1)
+    for _ in range(max_iter):
+        new = torch.stack([x[assignment == m].mean(dim=0) if (assignment == m).any() else centres[m] for m in range(centres.shape[0])])
+        shift = float((new - centres).square().sum(dim=1).max())
+        centres = new
+        assignment = torch.cdist(x, centres).argmin(dim=1)
+        if shift <= threshold:
+            break
+    return assignment
+
+
+def typiclust(
+    emb_N_D: torch.Tensor, labelled_L_D: torch.Tensor, num_picks: int, generator: torch.Generator,
+    knn: int = 20, max_clusters: int = 500, min_cluster_size: int = 5, max_iter: int = 10,
+) -> list[int]:
+    """TypiClust end to end in float64: k-means++ seeds, Lloyd, the authors' greedy loop."""
+    points = torch.cat([emb_N_D, labelled_L_D]).double()
+    num_clusters = min(num_picks + labelled_L_D.shape[0], max_clusters, points.shape[0])
+    seeds = kmeans_plus_plus(points, num_clusters, generator)
+    assignment = lloyd_until(points, points[seeds], max_iter, 1e-4)
+    return typiclust_from_clusters(points, assignment, emb_N_D.shape[0], num_picks, knn, min_cluster_size)
