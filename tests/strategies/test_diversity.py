@@ -221,3 +221,24 @@ def test_cluster_margin_assigns_unknown_pool_points_to_the_nearest_known_cluster
     # blobs 0-1 are known (rows < 80) and keep their labels; known rows 80-99 lie in blob 2;
     # rows >= 100 are unknown and join the nearest known cluster mean: blob 2's for blob 2
     assert same_partition(labels[:120], blob_of(pool, 40)[:120])
+
+
+MINE = ("badge", "kmeans", "typiclust", "probcover", "cluster_margin")
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_empty_pool_gives_an_empty_selection(name):
+    pool = PoolView(
+        pool_ids_N=torch.empty(0, dtype=torch.int64), probs_N_C=torch.empty(0, 4),
+        emb_N_D=torch.empty(0, 3), labelled_emb_L_D=torch.randn(5, 3, generator=gen(0)),
+    )
+    selection = get_strategy(name)(pool, 5, generator=gen(0))
+    assert selection.indices_B.shape == (0,)
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_nothing_labelled_still_gives_b_distinct_points_and_finite_scores(name):
+    pool = dataclasses.replace(blob_pool(seed=4), labelled_emb_L_D=torch.empty(0, 4))
+    selection = get_strategy(name)(pool, 7, generator=gen(0))
+    assert torch.unique(selection.indices_B).numel() == 7
+    assert selection.scores_N is None or torch.isfinite(selection.scores_N).all()
