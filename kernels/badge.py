@@ -73,5 +73,6 @@ def badge_seeding(
         # ||g_i − g_c||² = ||g_i||² + ||g_c||² − 2 ⟨a_i, a_c⟩⟨h_i, h_c⟩
         h_dots_N.mul_(a_dots_N).mul_(-2.0).add_(sq_norm_N).add_(sq_norm_N[pick]).clamp_(min=0.0)
         torch.minimum(min_sq_N, h_dots_N, out=min_sq_N)
-        min_sq_N.masked_fill_(picked_N, 0.0)
+        # a pick's own distance can round above 0; pinning it keeps it out of later draws (minima never rise)
+        min_sq_N[pick] = 0.0
     return torch.tensor(picks, dtype=torch.int64, device=probs_N_C.device), sq_norm_N

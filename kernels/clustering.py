@@ -93,7 +93,8 @@ def kmeans_plus_plus(
         # ||x||² + ||c||² − 2 x·c on centred data, written into the reused buffer
         dots_N.mul_(-2.0).add_(sq_norm_N).add_(sq_norm_N[pick]).clamp_(min=0.0)
         torch.minimum(min_sq_N, dots_N, out=min_sq_N)
-        min_sq_N.masked_fill_(picked_N, 0.0)
+        # a pick's own distance can round above 0; pinning it keeps it out of later draws (minima never rise)
+        min_sq_N[pick] = 0.0
     return torch.tensor(picks, dtype=torch.int64, device=emb_N_D.device)
 
 

@@ -21,6 +21,13 @@ from kernels.chunking import chunk_slices
 from kernels.clustering import block_rows, centred
 
 
+#: Tiles of the N x N distance computations: [1024, 1024] float32 = 4 MB. Both the row block and
+#: the column block stay in cache, so each tile is compute-bound; a full-width row block of a
+#: 100k pool would re-read all N x D embeddings for every few rows.
+TILE_ROWS = 1_024
+TILE_COLUMNS = 1_024
+
+
 class TooManyEdgesError(ValueError):
     """The δ-ball graph would exceed the edge budget (δ too large for this pool)."""
 
@@ -39,21 +46,30 @@ def ball_graph(
     x_N_D, sq_norm_N = centred(emb_N_D)
     num_rows = x_N_D.shape[0]
     sq_delta = float(delta) ** 2
-    counts_N = torch.empty(num_rows, dtype=torch.int64, device=x_N_D.device)
+    counts_N = torch.zeros(num_rows, dtype=torch.int64, device=x_N_D.device)
     pieces = []
     total = 0
-    for rows in chunk_slices(num_rows, block_rows(num_rows)):
-        sq_dist = torch.addmm(sq_norm_N, x_N_D[rows], x_N_D.T, alpha=-2.0).add_(sq_norm_N[rows].unsqueeze(1))
-        inside = sq_dist < sq_delta
+    for rows in chunk_slices(num_rows, TILE_ROWS):
+        row_pairs = []
+        for cols in chunk_slices(num_rows, TILE_COLUMNS):
+            sq_dist = torch.addmm(sq_norm_N[cols], x_N_D[rows], x_N_D[cols].T, alpha=-2.0).add_(sq_norm_N[rows].unsqueeze(1))
+            pairs = (sq_dist < sq_delta).nonzero()
+            pairs[:, 0] += rows.start
+            pairs[:, 1] += cols.start
+            row_pairs.append(pairs)
+        pairs = torch.cat(row_pairs)
         # the expansion can miss a point's own zero distance by rounding; every ball holds its centre
-        inside[torch.arange(rows.stop - rows.start, device=x_N_D.device), torch.arange(rows.start, rows.stop, device=x_N_D.device)] = True
-        counts_N[rows] = inside.sum(dim=1)
-        total += int(counts_N[rows].sum())
+        own = torch.arange(rows.start, rows.stop, device=x_N_D.device)
+        pairs = torch.cat([pairs[pairs[:, 0] != pairs[:, 1]], torch.stack([own, own], dim=1)])
+        # CSR order: by row, then by column (the key is unique per pair)
+        pairs = pairs[torch.argsort(pairs[:, 0] * num_rows + pairs[:, 1])]
+        counts_N[rows] = torch.bincount(pairs[:, 0] - rows.start, minlength=rows.stop - rows.start)
+        total += pairs.shape[0]
         if total > max_edges:
             raise TooManyEdgesError(
                 f"the delta-ball graph has more than max_edges={max_edges} edges at delta={delta:g}"
             )
-        pieces.append(inside.nonzero()[:, 1])
+        pieces.append(pairs[:, 1])
     neighbours_E = torch.cat(pieces) if pieces else torch.empty(0, dtype=torch.int64, device=x_N_D.device)
     row_ptr = torch.zeros(num_rows + 1, dtype=torch.int64, device=x_N_D.device)
     torch.cumsum(counts_N, dim=0, out=row_ptr[1:])
@@ -145,12 +161,16 @@ def purity_delta(emb_N_D: torch.Tensor, pseudo_labels_N: torch.Tensor, query_row
     every row, in [q, N] blocks.
     """
     x_N_D, sq_norm_N = centred(emb_N_D)
+    num_rows = x_N_D.shape[0]
     radius_Q = torch.empty(query_rows_Q.shape[0], dtype=torch.float32, device=x_N_D.device)
-    for part in chunk_slices(query_rows_Q.shape[0], block_rows(x_N_D.shape[0])):
+    for part in chunk_slices(query_rows_Q.shape[0], TILE_ROWS):
         rows = query_rows_Q[part]
-        sq_dist = torch.addmm(sq_norm_N, x_N_D[rows], x_N_D.T, alpha=-2.0).add_(sq_norm_N[rows].unsqueeze(1))
-        same = pseudo_labels_N[rows].unsqueeze(1) == pseudo_labels_N.unsqueeze(0)
-        radius_Q[part] = sq_dist.clamp_(min=0.0).masked_fill_(same, float("inf")).amin(dim=1).sqrt()
+        nearest_other = torch.full((rows.shape[0],), math.inf, dtype=torch.float32, device=x_N_D.device)
+        for cols in chunk_slices(num_rows, TILE_COLUMNS):
+            sq_dist = torch.addmm(sq_norm_N[cols], x_N_D[rows], x_N_D[cols].T, alpha=-2.0).add_(sq_norm_N[rows].unsqueeze(1))
+            same = pseudo_labels_N[rows].unsqueeze(1) == pseudo_labels_N[cols].unsqueeze(0)
+            torch.minimum(nearest_other, sq_dist.masked_fill_(same, math.inf).amin(dim=1), out=nearest_other)
+        radius_Q[part] = nearest_other.clamp_(min=0.0).sqrt_()
     keep = min(radius_Q.shape[0], max(1, math.ceil(alpha * radius_Q.shape[0] - 1e-9)))  # ⌈α·q⌉
     delta = float(torch.topk(radius_Q, keep).values[-1])
     return delta
