@@ -7,9 +7,9 @@ HAC needs all pairwise distances of the points it clusters: O(n²) memory and ti
 caller clusters a bounded subsample (n ≤ a few thousand) and assigns every other pool
 point to the nearest cluster centre with `nearest_centre`, chunked along N.
 
-Merges run in rounds of reciprocal nearest neighbours (see `average_linkage`), so the
-work is O(n²) tensor operations per round, with few rounds, instead of one Python step
-(and a handful of tiny tensor operations) per merge.
+Merges run in rounds of reciprocal nearest neighbours (see `average_linkage`): one round
+costs O(n) per merged pair plus O(n) per row whose nearest cluster was merged, and merges
+many pairs at once, instead of one Python step (and a handful of tensor operations) per merge.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def coreset(pool: PoolView, query_size: int, *, generator: torch.Generator) -> S
 # ---- BADGE, k-means, TypiClust, ProbCover, Cluster-Margin -------------------------------
 
 _BADGE_PAPER = "Ash et al. 2020, Deep Batch Active Learning by Diverse, Uncertain Gradient Lower Bounds, arXiv:1906.03671"
-_KMEANS_PAPER = "Lloyd 1982 with k-means++ seeding (Arthur & Vassilvitskii 2007); k-means sampling as in Citovsky et al. 2021 baselines"
+_KMEANS_PAPER = "Lloyd 1982, Least squares quantization in PCM; k-means++ seeding: Arthur & Vassilvitskii 2007"
 _TYPICLUST_PAPER = "Hacohen, Dekel & Weinshall 2022, Active Learning on a Budget, arXiv:2202.02794 (TypiClust)"
 _PROBCOVER_PAPER = "Yehuda, Dekel, Hacohen & Weinshall 2022, Active Learning Through a Covering Lens, arXiv:2205.11320"
 _CLUSTER_MARGIN_PAPER = "Citovsky et al. 2021, Batch Active Learning at Scale, arXiv:2107.14263 (Cluster-Margin)"
