@@ -289,3 +289,200 @@ def k_center_plain_torch(emb_N_D: torch.Tensor, labelled_L_D: torch.Tensor, num_
         min_dist = torch.minimum(min_dist, (emb - emb[pick]).square().sum(dim=1))
         min_dist[pick] = -1.0
     return picks
+
+# ---- Diversity and hybrid: badge, kmeans, typiclust, probcover, cluster_margin ----------
+# Plain float64 code: gradient embeddings materialised, full distance matrices, Python loops.
+
+
+def _draw(weights_N: torch.Tensor, uniform: float) -> int:
+    """Inverse-CDF draw, the same rule as the kernels (first index whose CDF exceeds u·total)."""
+    cdf = torch.cumsum(weights_N.double(), 0)
+    if not cdf[-1] > 0:
+        return -1
+    return min(int(torch.searchsorted(cdf, torch.tensor(uniform, dtype=torch.float64) * cdf[-1], right=True)), len(cdf) - 1)
+
+
+def gradient_embeddings(probs_N_C: torch.Tensor, emb_N_D: torch.Tensor) -> torch.Tensor:
+    """g_i = (p_i − onehot(argmax p_i)) ⊗ h_i, materialised as [N, C·D] float64."""
+    p = probs_N_C.double()
+    a = p - torch.nn.functional.one_hot(p.argmax(dim=1), p.shape[1]).double()
+    return (a.unsqueeze(2) * emb_N_D.double().unsqueeze(1)).reshape(p.shape[0], -1)
+
+
+def badge(probs_N_C: torch.Tensor, emb_N_D: torch.Tensor, num_picks: int, generator: torch.Generator) -> list[int]:
+    """k-means++ on materialised gradient embeddings; first pick = largest norm; D² draws."""
+    g = gradient_embeddings(probs_N_C, emb_N_D)
+    num_picks = min(num_picks, g.shape[0])
+    uniforms = torch.rand(num_picks, generator=generator, dtype=torch.float64).tolist()
+    picks = [int(g.norm(dim=1).argmax())]
+    for b in range(1, num_picks):
+        sq = torch.cdist(g, g[picks]).square().min(dim=1).values
+        sq[picks] = 0.0
+        picks.append(_draw(sq, uniforms[b]))
+    return picks
+
+
+def kmeans_plus_plus(emb_N_D: torch.Tensor, num_centres: int, generator: torch.Generator) -> list[int]:
+    """First centre uniform (u·N), the rest drawn ∝ squared distance to the nearest centre."""
+    x = emb_N_D.double()
+    num_picks = min(num_centres, x.shape[0])
+    uniforms = torch.rand(num_picks, generator=generator, dtype=torch.float64).tolist()
+    picks = [min(int(uniforms[0] * x.shape[0]), x.shape[0] - 1)]
+    for m in range(1, num_picks):
+        sq = torch.cdist(x, x[picks]).square().min(dim=1).values
+        sq[picks] = 0.0
+        picks.append(_draw(sq, uniforms[m]))
+    return picks
+
+
+def lloyd(emb_N_D: torch.Tensor, centres_M_D: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``iterations`` Lloyd steps in float64 (no early stop, no empty clusters expected). (centres, assignment)."""
+    x = emb_N_D.double()
+    centres = centres_M_D.double()
+    assignment = torch.cdist(x, centres).argmin(dim=1)
+    for _ in range(iterations):
+        centres = torch.stack([x[assignment == m].mean(dim=0) for m in range(centres.shape[0])])
+        assignment = torch.cdist(x, centres).argmin(dim=1)
+    return centres, assignment
+
+
+def nearest_member_per_cluster(emb_N_D: torch.Tensor, centres_M_D: torch.Tensor, assignment_N: torch.Tensor) -> list[int]:
+    x = emb_N_D.double()
+    picks = []
+    for m in range(centres_M_D.shape[0]):
+        members = (assignment_N == m).nonzero().squeeze(1)
+        if members.numel():
+            picks.append(int(members[torch.cdist(x[members], centres_M_D[m : m + 1].double()).squeeze(1).argmin()]))
+    return picks
+
+
+def knn_typicality(points_n_D: torch.Tensor, k: int) -> torch.Tensor:
+    """1 / mean distance to the k nearest other points (full distance matrix)."""
+    distances = torch.cdist(points_n_D.double(), points_n_D.double())
+    distances.fill_diagonal_(math.inf)
+    k = min(k, points_n_D.shape[0] - 1)
+    if k < 1:
+        return torch.ones(points_n_D.shape[0], dtype=torch.float64)
+    return 1.0 / (distances.topk(k, dim=1, largest=False).values.mean(dim=1) + 1e-8)
+
+
+def typiclust_from_clusters(
+    points_P_D: torch.Tensor, assignment_P: torch.Tensor, num_pool: int, num_picks: int, knn: int, min_cluster_size: int
+) -> list[int]:
+    """The authors' greedy loop: the cluster with the fewest labelled (then largest) gets its most typical unpicked point."""
+    num_clusters = int(assignment_P.max()) + 1
+    sizes = torch.bincount(assignment_P, minlength=num_clusters).tolist()
+    labelled = torch.bincount(assignment_P[num_pool:], minlength=num_clusters).tolist()
+    picked: set[int] = set()
+    picks = []
+    for _ in range(min(num_picks, num_pool)):
+        options = [
+            (sizes[c] < min_cluster_size, labelled[c], -sizes[c], c)
+            for c in range(num_clusters)
+            if any(int(i) < num_pool and int(i) not in picked for i in (assignment_P == c).nonzero().squeeze(1))
+        ]
+        cluster = min(options)[3]
+        members = (assignment_P == cluster).nonzero().squeeze(1)
+        typicality = knn_typicality(points_P_D[members], knn)
+        best = max(
+            (float(typicality[j]), -int(i)) for j, i in enumerate(members) if int(i) < num_pool and int(i) not in picked
+        )
+        picks.append(-best[1])
+        picked.add(-best[1])
+        labelled[cluster] += 1
+    return picks
+
+
+def probcover(emb_N_D: torch.Tensor, labelled_L_D: torch.Tensor, delta: float, num_picks: int) -> list[int]:
+    """Greedy max coverage on the dense δ-ball matrix (stops when nothing is left to cover)."""
+    x = emb_N_D.double()
+    inside = torch.cdist(x, x) < delta
+    inside.fill_diagonal_(True)
+    covered = torch.zeros(x.shape[0], dtype=torch.bool)
+    if labelled_L_D.shape[0]:
+        covered = (torch.cdist(x, labelled_L_D.double()) < delta).any(dim=1)
+    picks = []
+    for _ in range(min(num_picks, x.shape[0])):
+        gains = (inside & ~covered).sum(dim=1)
+        pick = int(gains.argmax())
+        if gains[pick] == 0:
+            break
+        picks.append(pick)
+        covered |= inside[pick]
+    return picks
+
+
+def purity_delta(points_P_D: torch.Tensor, labels_P: torch.Tensor, alpha: float) -> float:
+    """Scan candidate δ (every pairwise distance) for the largest one with purity ≥ α."""
+    distances = torch.cdist(points_P_D.double(), points_P_D.double())
+    other = labels_P.unsqueeze(1) != labels_P.unsqueeze(0)
+    best = 0.0
+    for delta in sorted(set(distances[other].tolist())):
+        pure = ~((distances < delta) & other).any(dim=1)
+        if pure.double().mean() >= alpha:
+            best = delta
+    return best
+
+
+def average_linkage(x_n_D: torch.Tensor, num_clusters: int) -> torch.Tensor:
+    """Naive average-linkage HAC over explicit member lists; labels numbered by lowest member."""
+    distances = torch.cdist(x_n_D.double(), x_n_D.double())
+    clusters = [[i] for i in range(x_n_D.shape[0])]
+    while len(clusters) > num_clusters:
+        best = (math.inf, 0, 0)
+        for a in range(len(clusters)):
+            for b in range(a + 1, len(clusters)):
+                d = float(distances[clusters[a]][:, clusters[b]].mean())
+                if d < best[0]:
+                    best = (d, a, b)
+        _, a, b = best
+        clusters[a] = clusters[a] + clusters.pop(b)
+    labels = torch.empty(x_n_D.shape[0], dtype=torch.int64)
+    for label, members in enumerate(sorted(clusters, key=min)):
+        labels[members] = label
+    return labels
+
+
+def cluster_margin_round_robin(candidates: list[int], clusters: list[int], num_picks: int) -> list[list[int]]:
+    """The picks of each robin round, as sets per round: clusters by candidate count ascending (ties by label)."""
+    by_cluster: dict[int, list[int]] = {}
+    for index in candidates:
+        by_cluster.setdefault(clusters[index], []).append(index)
+    order = sorted(by_cluster, key=lambda c: (len(by_cluster[c]), c))
+    rounds = []
+    taken = 0
+    depth = 0
+    while taken < num_picks:
+        this_round = [c for c in order if len(by_cluster[c]) > depth][: num_picks - taken]
+        rounds.append(this_round)
+        taken += len(this_round)
+        depth += 1
+    return rounds
+
+
+def lloyd_until(emb_N_D: torch.Tensor, centres_M_D: torch.Tensor, max_iter: int, tol: float) -> torch.Tensor:
+    """Float64 Lloyd with the kernels' stopping rule (largest shift² ≤ tol x mean per-dimension variance); the assignment."""
+    x = emb_N_D.double()
+    centres = centres_M_D.double()
+    threshold = tol * float((x - x.mean(dim=0)).square().sum(dim=1).mean()) / x.shape[1]
+    assignment = torch.cdist(x, centres).argmin(dim=1)
+    for _ in range(max_iter):
+        new = torch.stack([x[assignment == m].mean(dim=0) if (assignment == m).any() else centres[m] for m in range(centres.shape[0])])
+        shift = float((new - centres).square().sum(dim=1).max())
+        centres = new
+        assignment = torch.cdist(x, centres).argmin(dim=1)
+        if shift <= threshold:
+            break
+    return assignment
+
+
+def typiclust(
+    emb_N_D: torch.Tensor, labelled_L_D: torch.Tensor, num_picks: int, generator: torch.Generator,
+    knn: int = 20, max_clusters: int = 500, min_cluster_size: int = 5, max_iter: int = 10,
+) -> list[int]:
+    """TypiClust end to end in float64: k-means++ seeds, Lloyd, the authors' greedy loop."""
+    points = torch.cat([emb_N_D, labelled_L_D]).double()
+    num_clusters = min(num_picks + labelled_L_D.shape[0], max_clusters, points.shape[0])
+    seeds = kmeans_plus_plus(points, num_clusters, generator)
+    assignment = lloyd_until(points, points[seeds], max_iter, 1e-4)
+    return typiclust_from_clusters(points, assignment, emb_N_D.shape[0], num_picks, knn, min_cluster_size)
