@@ -4,6 +4,7 @@
     alsweep -m strategy=entropy,tod seed=0,1 hydra/launcher=joblib    a sweep
     alsweep experiment=demo                                 a preset (the demo sweeps by itself)
     alsweep leaderboard --experiment demo                   compare the tracked runs
+    alsweep report --experiment demo                        the comparison as HTML/Markdown/PNGs
 
 Everything but ``leaderboard`` goes to Hydra. Config-group choices that do
 not exist (``strategy=bals``) are caught before Hydra starts, so the user gets
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int | None:
         from experiments.leaderboard import main as leaderboard_main
 
         return leaderboard_main(arguments[1:])
+    if arguments and arguments[0] == "report":
+        from experiments.report import main as report_main
+
+        return report_main(arguments[1:])
     try:
         check_group_overrides(arguments)
     except UnknownNameError as error:

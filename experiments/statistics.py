@@ -158,7 +158,8 @@ def seeds_needed(std_difference: float, delta: float = 0.005, power: float = 0.8
     """
     if not np.isfinite(std_difference) or delta <= 0:
         return float("nan")
-    if std_difference <= 0:
+    if std_difference <= 1e-9 * delta:
+        # no spread beyond float rounding: every seed shows the same difference
         return 2.0
     n_N = np.arange(2, max_seeds + 1, dtype=np.float64)
     df_N = n_N - 1
