@@ -165,8 +165,8 @@ def plot_cd(result: cmp.CDResult, path: Path) -> Path:
         axis.hlines(1.0, 1, 1 + cd.nemenyi_cd, color="tab:red", linewidth=2)
         axis.text(1 + cd.nemenyi_cd / 2, 1.08, f"Nemenyi CD = {cd.nemenyi_cd:.2f}", ha="center", fontsize=8, color="tab:red")
     axis.set_title(
-        f"critical difference: average rank over {cd.blocks} blocks ({result.block_kind}); Friedman p = {fmt_p(cd.friedman_p)}; "
-        "bars join strategies not different by Wilcoxon-Holm (α=0.05)",
+        f"average rank (1 = best) over {cd.blocks} blocks ({result.block_kind}), Friedman p = {fmt_p(cd.friedman_p)}\n"
+        "blue bars join strategies that Wilcoxon-Holm (α = 0.05) does not separate",
         fontsize=8,
     )
     figure.tight_layout()
