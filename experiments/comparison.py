@@ -65,6 +65,7 @@ class GroupKey:
     strategy_version: str
     strategy_code_hash: str
     code_version: str
+    workflow_id: str  # differs within a setting when the strategy's params differ
 
 
 @dataclass
@@ -96,7 +97,7 @@ def latest_per_seed(records: Sequence[RunRecord]) -> list[RunRecord]:
 def _group_key(record: RunRecord) -> GroupKey:
     return GroupKey(
         record.dataset, record.setting, record.strategy, record.strategy_version, record.strategy_code_hash,
-        record.code_version,
+        record.code_version, record.workflow_id,
     )
 
 
@@ -145,7 +146,7 @@ def select_versions(records: Sequence[RunRecord], choice: VersionChoice = Versio
 
 
 def group_runs(records: Sequence[RunRecord]) -> list[Group]:
-    """One group per (dataset, setting, strategy, version, code hash, code version), labelled for display.
+    """One group per (dataset, setting, strategy, version, code hash, code version, workflow), labelled for display.
 
     The label is the strategy name; where a dataset holds the strategy in more
     than one group, the label adds what tells them apart (version, code, setting).
@@ -168,6 +169,8 @@ def group_runs(records: Sequence[RunRecord]) -> list[Group]:
                 parts.append(f"@{group.key.code_version[:12] or '?'}")
             if len({g.key.setting for g in members}) > 1:
                 parts.append(f"[{group.key.setting[:8]}]")
+            elif len({g.key.workflow_id for g in members}) > 1:
+                parts.append(f"[{group.key.workflow_id[:8]}]")
             group.label = " ".join(parts)
     groups.sort(key=lambda g: (g.key.dataset, g.label))
     return groups
