@@ -283,7 +283,10 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
                     pool = dataclasses.replace(pool, history=history_store.view(pool_ids, run.device))
             pool = dataclasses.replace(pool, strategy_state=strategy_state)
             (selection, select_seconds), select_peak_memory_mb = _peak_memory_mb(
-                _timed, select, run.strategy, pool, query_size, run.strategy_params, select_generator, device=run.device
+                lambda: _timed(
+                    select, run.strategy, pool, query_size, run.strategy_params, select_generator, device=run.device
+                ),
+                device=run.device,
             )
             strategy_state = selection.strategy_state
             labelled_ids, selected_ids = label(labelled_ids, pool_ids, selection)

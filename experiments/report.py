@@ -213,7 +213,7 @@ table { border-collapse: collapse; font-size: 12px; margin: 8px 0; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #e5e5e5; white-space: nowrap; }
 th { background: #f3f4f6; font-weight: 600; } td.right, th.right { text-align: right; }
 td.left, th.left { text-align: left; } tr.significant td { background: #eef7ee; }
-img { max-width: 100%; border: 1px solid #eee; margin: 6px 0; }
+img { max-width: 100%; border: 1px solid #eee; margin: 6px 0; } img.square { max-width: 760px; }
 .notes { font-size: 12px; color: #444; } .notes li { margin: 2px 0; }
 """
 
@@ -271,7 +271,7 @@ def write_report(
         text = ("Entry (row, column): over every setting and round, the share of rounds in which row's accuracy is "
                 "significantly higher than column's (two-sided paired t-test over seeds, α = 0.05), summed over settings.")
         md += [text, "", f"![penalty matrix]({penalty_figure.path.name})", ""]
-        body.append(f"<p class=\"notes\">{html.escape(text)}</p><img src=\"{_embed(penalty_figure.path)}\" alt=\"penalty matrix\">")
+        body.append(f"<p class=\"notes\">{html.escape(text)}</p><img class=\"square\" src=\"{_embed(penalty_figure.path)}\" alt=\"penalty matrix\">")
     else:
         md += ["Needs at least two seeds shared by all strategies of a setting.", ""]
         body.append("<p class=\"notes\">Needs at least two seeds shared by all strategies of a setting.</p>")

@@ -30,8 +30,9 @@ class TrainerSettings:
     after ``warmup_steps`` of linear warm-up, so the model that is evaluated
     sits at the end of an annealed run instead of wherever the last noisy
     step left it. ``ema_decay > 0`` keeps an exponential moving average of the
-    weights (and batch-norm buffers) and evaluates that average: an average of
-    the last checkpoints, which smooths what a single step leaves behind.
+    weights (and batch-norm buffers) over the second half of the steps and
+    evaluates that average: an average of the last checkpoints, which smooths
+    what a single step leaves behind.
     """
 
     epochs: int = 10
@@ -78,6 +79,18 @@ def learning_rate_factor(step: int, total_steps: int, settings: TrainerSettings)
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def _ema_update(ema_decay: float):
+    """EMA step whose decay warms up as min(ema_decay, (1 + n) / (10 + n)) after n averaged iterates,
+    so that the first iterate averaged does not dominate a short run (as in TF's and timm's EMA)."""
+
+    def update(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        n = float(num_averaged)
+        decay = min(ema_decay, (1.0 + n) / (10.0 + n))
+        return averaged + (current - averaged) * (1.0 - decay)
+
+    return update
+
+
 def num_train_steps(num_labelled: int, settings: TrainerSettings) -> int:
     return max(settings.epochs * math.ceil(num_labelled / settings.batch_size), settings.min_steps)
 
@@ -96,12 +109,12 @@ def train_model(
         optimizer, lambda step: learning_rate_factor(step, total_steps, settings)
     )
     average = (
-        torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True
-        )
+        torch.optim.swa_utils.AveragedModel(model, avg_fn=_ema_update(settings.ema_decay), use_buffers=True)
         if settings.ema_decay > 0
         else None
     )
+    # average only the second half: the first iterates are far from the end of the run
+    average_from = total_steps // 2
     model.train()
     steps, loss = 0, torch.tensor(math.nan)
     while steps < total_steps:
@@ -116,7 +129,7 @@ def train_model(
             loss.backward()
             optimizer.step()
             schedule.step()
-            if average is not None:
+            if average is not None and steps >= average_from:
                 average.update_parameters(model)
             steps += 1
             if steps >= total_steps:

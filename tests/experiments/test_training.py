@@ -201,7 +201,7 @@ def test_cosine_schedule_reaches_the_optimizer(blobs):
 
 
 def test_weight_averaging_evaluates_the_average_of_the_last_steps(blobs):
-    """With ema_decay d the trained model holds w = EMA of the iterates, not the last iterate."""
+    """With ema_decay d the trained model holds the EMA of the second half's iterates, not the last iterate."""
     settings = TrainerSettings(epochs=0, min_steps=5, batch_size=16, ema_decay=0.5)
     snapshots = []
     model = _model(blobs, dropout=0.0)
@@ -217,9 +217,11 @@ def test_weight_averaging_evaluates_the_average_of_the_last_steps(blobs):
         train_model(model, blobs.train_x[:50], blobs.train_y[:50], settings, torch.Generator().manual_seed(0))
     finally:
         torch.optim.Adam.step = original_step
-    expected = snapshots[0]
-    for snapshot in snapshots[1:]:
-        expected = [0.5 * e + 0.5 * s for e, s in zip(expected, snapshot)]
+    # averaging starts at step 5 // 2 = 2 (the third iterate); then decay min(0.5, (1 + n) / (10 + n))
+    # after n averaged iterates: 2/11, then 3/12
+    expected = snapshots[2]
+    for decay, snapshot in zip((2 / 11, 3 / 12), snapshots[3:]):
+        expected = [decay * e + (1 - decay) * s for e, s in zip(expected, snapshot)]
     for parameter, value in zip(model.parameters(), expected):
         torch.testing.assert_close(parameter.detach(), value)
     assert not all(torch.equal(p.detach(), s) for p, s in zip(model.parameters(), snapshots[-1]))
