@@ -254,7 +254,7 @@ def write_report(
         md += [f"## Leaderboard — {dataset}", "", *_md_table([c for c, _ in columns], cells), ""]
         significant = [math.isfinite(r.vs_random_p) and r.vs_random_p < 0.05 for r in members]
         body.append(f"<h2>Leaderboard — {html.escape(dataset)}</h2>" + _html_table(columns, cells, significant))
-    explanations = [*notes, *legend(delta), "Highlighted rows differ from random at p < 0.05."]
+    explanations = [*notes, *legend(delta), "Highlighted rows (HTML) differ from random at p < 0.05; leaderboard.csv also holds the 95% CI of Δ vs random."]
     md += ["", *(f"- {line}" for line in explanations), ""]
     body.append("<ul class=\"notes\">" + "".join(f"<li>{html.escape(line)}</li>" for line in explanations) + "</ul>")
 
