@@ -43,6 +43,7 @@ def swept(tmp_path_factory):
     _alsweep(
         ["-m", "experiment=smoke", "strategy=entropy,tod", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
         directory,
+        timeout=600,  # ~1 minute alone; a machine shared with other test runs needs more
     )
     return directory
 
