@@ -5,6 +5,7 @@
     alsweep experiment=demo                                 a preset (the demo sweeps by itself)
     alsweep leaderboard --experiment demo                   compare the tracked runs
     alsweep strategies [--json]                             list the registry (also: datasets, models)
+    alsweep report --experiment demo                        the comparison as HTML/Markdown/PNGs
 
 Everything but ``leaderboard`` and the listings goes to Hydra. Config-group choices that do
 not exist (``strategy=bals``) are caught before Hydra starts, so the user gets
@@ -101,6 +102,10 @@ def main(argv: list[str] | None = None) -> int | None:
         from experiments.listings import main as listing_main
 
         return listing_main(arguments)
+    if arguments and arguments[0] == "report":
+        from experiments.report import main as report_main
+
+        return report_main(arguments[1:])
     try:
         check_group_overrides(arguments)
     except UnknownNameError as error:

@@ -25,7 +25,7 @@ from experiments.inference import MC_MODES, InferenceSettings
 from experiments.loop import INITIAL_SELECTIONS, LoopSettings
 from experiments.models import MODEL_NAMES
 from experiments.tracking import TrackingSettings
-from experiments.training import OPTIMIZERS, TrainerSettings
+from experiments.training import LR_SCHEDULES, OPTIMIZERS, TrainerSettings
 from strategies import StrategySpec, UnknownNameError, get_strategy
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -138,6 +138,11 @@ def parse_trainer(values: dict) -> TrainerSettings:
     _check_float("trainer.lr", trainer.lr, 0.0, inclusive=False)
     _check_float("trainer.weight_decay", trainer.weight_decay, 0.0)
     _check_float("trainer.momentum", trainer.momentum, 0.0)
+    _check_choice("trainer.lr_schedule", trainer.lr_schedule, LR_SCHEDULES)
+    _check_int("trainer.warmup_steps", trainer.warmup_steps, 0)
+    _check_float("trainer.ema_decay", trainer.ema_decay, 0.0)
+    if trainer.ema_decay >= 1.0:
+        raise ConfigError(f"trainer.ema_decay must be in [0, 1) (0 = off); got {trainer.ema_decay}")
     if trainer.epochs == 0 and trainer.min_steps == 0:
         raise ConfigError("trainer.epochs and trainer.min_steps are both 0: the model would never be trained")
     return trainer

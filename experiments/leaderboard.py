@@ -1,14 +1,14 @@
-"""``alsweep leaderboard``: compare strategies from the MLflow runs of an experiment.
+"""``alsweep leaderboard``: the terminal view of an experiment's comparison.
 
-Per dataset, one row per strategy (more precisely per workflow: runs whose
-resolved configs differ only by seed), with its version, number of seeds,
-the area under the learning curve and the final accuracy (mean ± std over
-seeds), and the mean seconds spent in SELECT per round. Writes the table as
-CSV and the learning curves (mean ± std band per strategy) as a PNG.
-
-Reading (`fetch_runs`) and computing (`build_rows`, `mean_curves`) are
-separate, so new columns or statistics are added to `LeaderboardRow` and
-`build_rows` without touching MLflow code.
+Per dataset, one row per group of runs (dataset, setting, strategy, strategy
+version, strategy code hash, code version; see ``experiments.comparison``):
+seeds, labels at the end, mean AULC with its 95% bootstrap CI over seeds,
+normalised AULC, the paired difference to random (by seed) with its p-value,
+the seeds needed to resolve a difference of ``--delta`` AULC, final accuracy,
+and the cost columns (SELECT and INFER seconds per round, SELECT peak memory)
+labelled with the device they ran on. Writes the table as CSV and the mean
+learning curves as a PNG. ``alsweep report`` renders the same tables as
+HTML/Markdown with the penalty matrix and CD diagram.
 """
 
 from __future__ import annotations
@@ -16,185 +16,44 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-from collections import defaultdict
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from experiments.curves import learning_curve_area, plot_learning_curves
-from experiments.tracking import TrackingSettings, import_mlflow, resolve_tracking_uri
+from experiments.comparison import (
+    Group,
+    LeaderboardRow,
+    RunRecord,
+    VersionChoice,
+    build_rows,
+    group_runs,
+    latest_per_seed,
+    select_versions,
+)
+from experiments.curves import plot_learning_curves
+from experiments.mlflow_reader import fetch_runs, latest_sweep_dir
+from experiments.tracking import TrackingSettings, resolve_tracking_uri
+
+__all__ = [
+    "LeaderboardRow", "RunRecord", "build_rows", "fetch_runs", "group_runs", "latest_per_seed", "latest_sweep_dir",
+    "main", "mean_curves", "write_csv",
+]
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    """One finished AL run, as read back from MLflow. Curves are indexed by round."""
-
-    run_id: str
-    dataset: str
-    strategy: str
-    strategy_version: str
-    workflow_id: str
-    seed: str
-    start_time: int
-    rounds_R: np.ndarray
-    labelled_counts_R: np.ndarray
-    accuracies_R: np.ndarray
-    select_seconds_R: np.ndarray
-
-
-@dataclass(frozen=True)
-class LeaderboardRow:
-    dataset: str
-    rank: int
-    strategy: str
-    version: str
-    workflow_id: str
-    seeds: int
-    final_labelled: int
-    aulc_mean: float
-    aulc_std: float
-    final_accuracy_mean: float
-    final_accuracy_std: float
-    select_seconds_mean: float
-
-
-def _std(values: Sequence[float]) -> float:
-    """Sample standard deviation over seeds; 0 for a single seed."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
-def latest_per_seed(records: Sequence[RunRecord]) -> list[RunRecord]:
-    """Keep the newest run for each (workflow, seed): re-running a sweep replaces, not double-counts."""
-    newest: dict[tuple[str, str], RunRecord] = {}
-    for record in records:
-        key = (record.workflow_id, record.seed)
-        if key not in newest or record.start_time > newest[key].start_time:
-            newest[key] = record
-    return list(newest.values())
-
-
-def _group(records: Sequence[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
-    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
-    for record in latest_per_seed(records):
-        groups[(record.dataset, record.workflow_id)].append(record)
-    return groups
-
-
-def _labels(groups: dict[tuple[str, str], list[RunRecord]]) -> dict[tuple[str, str], str]:
-    """Row label = strategy name, plus the workflow id where one dataset has a strategy twice."""
-    per_strategy: dict[tuple[str, str], int] = defaultdict(int)
-    for (dataset, _), members in groups.items():
-        per_strategy[(dataset, members[0].strategy)] += 1
-    return {
-        key: members[0].strategy
-        + (f" [{key[1][:8]}]" if per_strategy[(key[0], members[0].strategy)] > 1 else "")
-        for key, members in groups.items()
-    }
-
-
-def build_rows(records: Sequence[RunRecord]) -> list[LeaderboardRow]:
-    """Rows per dataset, ranked by mean learning-curve area (best first)."""
-    groups = _group(records)
-    labels = _labels(groups)
-    rows: list[LeaderboardRow] = []
-    for key, members in groups.items():
-        areas = [learning_curve_area(r.labelled_counts_R, r.accuracies_R) for r in members]
-        finals = [float(r.accuracies_R[-1]) for r in members]
-        select_seconds = np.concatenate([r.select_seconds_R[r.select_seconds_R > 0] for r in members] or [np.zeros(0)])
-        rows.append(
-            LeaderboardRow(
-                dataset=key[0],
-                rank=0,
-                strategy=labels[key],
-                version=members[0].strategy_version,
-                workflow_id=key[1],
-                seeds=len(members),
-                final_labelled=int(max(r.labelled_counts_R[-1] for r in members)),
-                aulc_mean=float(np.mean(areas)),
-                aulc_std=_std(areas),
-                final_accuracy_mean=float(np.mean(finals)),
-                final_accuracy_std=_std(finals),
-                select_seconds_mean=float(select_seconds.mean()) if select_seconds.size else 0.0,
-            )
-        )
-    rows.sort(key=lambda row: (row.dataset, -row.aulc_mean, row.strategy))
-    ranked, previous_dataset, rank = [], None, 0
-    for row in rows:
-        rank = rank + 1 if row.dataset == previous_dataset else 1
-        previous_dataset = row.dataset
-        ranked.append(dataclasses.replace(row, rank=rank))
-    return ranked
-
-
-def mean_curves(records: Sequence[RunRecord]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+def mean_curves(groups: Sequence[Group]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """``{dataset: {label: (labelled_counts, mean_accuracy, std_accuracy)}}`` over the rounds all seeds reached."""
-    groups = _group(records)
-    labels = _labels(groups)
-    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(dict)
-    for key, members in groups.items():
-        rounds = sorted(set.intersection(*(set(r.rounds_R.tolist()) for r in members)))
-        counts = np.stack([r.labelled_counts_R[np.isin(r.rounds_R, rounds)] for r in members])
-        accuracy = np.stack([r.accuracies_R[np.isin(r.rounds_R, rounds)] for r in members])
-        std = accuracy.std(axis=0, ddof=1) if len(members) > 1 else np.zeros(len(rounds))
-        curves[key[0]][labels[key]] = (counts.mean(axis=0), accuracy.mean(axis=0), std)
-    return dict(curves)
+    from experiments.comparison import accuracies_S_T, common_rounds
 
-
-def fetch_runs(tracking_uri: str, experiment: str, sweep_dir: str | None = None) -> list[RunRecord]:
-    """Finished runs of ``experiment`` (optionally of one Hydra sweep directory) with their curves."""
-    mlflow = import_mlflow()
-    client = mlflow.MlflowClient(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return []
-    query = "attributes.status = 'FINISHED'"
-    if sweep_dir:
-        query += f" and tags.hydra_sweep_dir = '{sweep_dir}'"
-    records = []
-    for run in client.search_runs([found.experiment_id], filter_string=query, max_results=50_000):
-        tags = run.data.tags
-        if "strategy" not in tags:
-            continue  # not an alsweep run
-
-        def history(key: str) -> dict[int, float]:
-            return {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
-
-        accuracy, counts, select = history("test_accuracy"), history("labelled_count"), history("select_seconds")
-        rounds = np.array(sorted(accuracy), dtype=np.int64)
-        if rounds.size == 0:
-            continue
-        records.append(
-            RunRecord(
-                run_id=run.info.run_id,
-                dataset=tags.get("dataset", "?"),
-                strategy=tags["strategy"],
-                strategy_version=tags.get("strategy_version", "?"),
-                workflow_id=tags.get("workflow_id", run.info.run_id),
-                seed=tags.get("seed", run.info.run_id),
-                start_time=run.info.start_time or 0,
-                rounds_R=rounds,
-                labelled_counts_R=np.array([counts.get(int(r), np.nan) for r in rounds]),
-                accuracies_R=np.array([accuracy[int(r)] for r in rounds]),
-                select_seconds_R=np.array([select.get(int(r), 0.0) for r in rounds]),
-            )
-        )
-    return records
-
-
-def latest_sweep_dir(tracking_uri: str, experiment: str) -> str | None:
-    """The Hydra sweep directory of the most recently started run of ``experiment``."""
-    mlflow = import_mlflow()
-    client = mlflow.MlflowClient(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    runs = client.search_runs(
-        [found.experiment_id], filter_string="tags.hydra_sweep_dir != ''", order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return runs[0].data.tags.get("hydra_sweep_dir") if runs else None
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for group in groups:
+        rounds = common_rounds(group.runs)
+        accuracy = accuracies_S_T(group.runs, rounds)
+        counts = np.stack([r.labelled_counts_R[np.isin(r.rounds_R, rounds)] for r in group.runs])
+        std = accuracy.std(axis=0, ddof=1) if len(group.runs) > 1 else np.zeros(len(rounds))
+        curves.setdefault(group.key.dataset, {})[group.label] = (counts.mean(axis=0), accuracy.mean(axis=0), std)
+    return curves
 
 
 def write_csv(rows: Sequence[LeaderboardRow], path: Path) -> Path:
@@ -207,56 +66,158 @@ def write_csv(rows: Sequence[LeaderboardRow], path: Path) -> Path:
     return path
 
 
-def render(rows: Sequence[LeaderboardRow], title: str) -> None:
-    """Print one rich table per dataset."""
+def fmt(value: float, digits: int = 4) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def fmt_ci(low: float, high: float, digits: int = 4) -> str:
+    return "–" if not (math.isfinite(low) and math.isfinite(high)) else f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def fmt_p(p: float) -> str:
+    if not math.isfinite(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_seeds(n: float) -> str:
+    if not math.isfinite(n):
+        return "–" if math.isnan(n) else ">10000"
+    return str(int(n))
+
+
+def device_label(rows: Sequence[LeaderboardRow]) -> str:
+    return ", ".join(sorted({row.device for row in rows})) or "?"
+
+
+def table_cells(row: LeaderboardRow) -> list[str]:
+    """One row's cells, in the order of `table_columns` (shared by the terminal, Markdown and HTML views)."""
+    return [
+        str(row.rank), row.label, row.version, str(row.seeds), str(row.final_labelled),
+        fmt(row.aulc_mean), fmt_ci(row.aulc_ci_low, row.aulc_ci_high), fmt(row.aulc_normalised, 2),
+        "–" if row.strategy == "random" else (
+            f"{row.vs_random_mean:+.4f}" if math.isfinite(row.vs_random_mean) else "–"
+        ),
+        fmt_p(row.vs_random_p), fmt_seeds(row.seeds_needed),
+        f"{fmt(row.final_accuracy_mean)} ± {fmt(row.final_accuracy_std)}",
+        fmt(row.select_seconds_mean, 3), fmt(row.infer_seconds_mean, 2), fmt(row.select_peak_memory_mb, 1),
+    ]
+
+
+def table_columns(rows: Sequence[LeaderboardRow], delta: float) -> list[tuple[str, str]]:
+    device = device_label(rows)
+    return [
+        ("#", "right"), ("strategy", "left"), ("version", "left"), ("seeds", "right"), ("labels", "right"),
+        ("AULC", "right"), ("95% CI", "right"), ("norm. AULC", "right"), ("Δ vs random", "right"),
+        ("p", "right"), (f"seeds for Δ={delta:g}", "right"), ("final acc (mean ± std)", "right"),
+        (f"select s/round [{device}]", "right"), (f"infer s/round [{device}]", "right"),
+        (f"select peak MiB [{device}]", "right"),
+    ]
+
+
+def render(rows: Sequence[LeaderboardRow], title: str, notes: Sequence[str] = (), delta: float = 0.005) -> None:
+    """Print one rich table per dataset, then the notes on versions and what the columns mean."""
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 130))
+    console = Console(width=max(Console().width, 200))
     for dataset in sorted({row.dataset for row in rows}):
-        table = Table(title=f"{title} — {dataset}", title_justify="left")
-        for column, justify in [
-            ("#", "right"), ("strategy", "left"), ("version", "left"), ("seeds", "right"), ("labels", "right"),
-            ("AULC (mean ± std)", "right"), ("final acc (mean ± std)", "right"), ("select s/round", "right"),
-        ]:
+        members = [r for r in rows if r.dataset == dataset]
+        table = Table(
+            title=f"{title} — {dataset}", title_justify="left",
+            caption=f"cost columns measured on: {device_label(members)}", caption_justify="left",
+        )
+        for column, justify in table_columns(members, delta):
             table.add_column(column, justify=justify)
-        for row in (r for r in rows if r.dataset == dataset):
-            table.add_row(
-                str(row.rank), row.strategy, row.version, str(row.seeds), str(row.final_labelled),
-                f"{row.aulc_mean:.4f} ± {row.aulc_std:.4f}",
-                f"{row.final_accuracy_mean:.4f} ± {row.final_accuracy_std:.4f}",
-                f"{row.select_seconds_mean:.3f}",
-            )
+        for row in members:
+            table.add_row(*table_cells(row))
         console.print(table)
+    for line in [*notes, *legend(delta)]:
+        console.print(line, highlight=False, soft_wrap=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="alsweep leaderboard", description=__doc__.split("\n\n")[0])
+def legend(delta: float) -> list[str]:
+    return [
+        "AULC: area under the accuracy-vs-labels curve / label range; 95% CI: percentile bootstrap of the mean over seeds.",
+        "norm. AULC: (AULC - AULC_random) / (AULC_best - AULC_random) in the same dataset/setting.",
+        "Δ vs random: mean AULC difference to random paired by seed; p: two-sided paired t-test.",
+        f"seeds for Δ={delta:g}: seeds a paired t-test needs to resolve an AULC difference of {delta:g} at power 0.8, "
+        "alpha 0.05, from the observed per-seed std of the difference.",
+        "Rows never average runs of different strategy versions or code versions.",
+    ]
+
+
+def version_notes(groups: Sequence[Group]) -> list[str]:
+    """Say where one strategy appears in several rows, and why."""
+    notes = []
+    seen: dict[tuple[str, str], list[Group]] = {}
+    for group in groups:
+        seen.setdefault((group.key.dataset, group.key.strategy), []).append(group)
+    for (dataset, strategy), members in sorted(seen.items()):
+        if len(members) > 1:
+            notes.append(
+                f"{dataset}/{strategy}: {len(members)} separate rows ({', '.join(g.label for g in members)}): "
+                "different versions, code or settings are never averaged."
+            )
+    return notes
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments `alsweep leaderboard` and `alsweep report` share."""
     parser.add_argument("--experiment", default=TrackingSettings.experiment, help="MLflow experiment name (default: %(default)s)")
     parser.add_argument("--tracking-uri", default=TrackingSettings.uri, help="MLflow tracking URI (default: %(default)s)")
     parser.add_argument(
         "--sweep", default=None, metavar="DIR|latest",
         help="only runs of this Hydra sweep directory ('latest': the newest sweep); default: all runs",
     )
-    parser.add_argument("--output-dir", type=Path, default=None, help="where the CSV and PNG go (default: leaderboard/<experiment>)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--strategy-version", action="append", default=None, metavar="VERSION|NAME=VERSION",
+        help="show this strategy version (for every strategy, or NAME's); repeatable. Default: each strategy's newest",
+    )
+    parser.add_argument("--all-versions", action="store_true", help="show every strategy version, each as its own row")
+    parser.add_argument(
+        "--delta", type=float, default=0.005, help="AULC difference the seeds-needed column is sized for (default: %(default)s)"
+    )
 
+
+def load(args: argparse.Namespace, command: str) -> tuple[list[Group], list[str], str] | None:
+    """Read and group the runs the arguments select; None (after printing why) when there are none."""
+    if args.delta <= 0:
+        print(f"alsweep {command}: error: --delta must be > 0; got {args.delta}")
+        return None
     uri = resolve_tracking_uri(args.tracking_uri, Path.cwd())
     if args.sweep == "latest":
         sweep_dir = latest_sweep_dir(uri, args.experiment)
     else:
         sweep_dir = str(Path(args.sweep).resolve()) if args.sweep else None  # tags hold absolute paths
     records = fetch_runs(uri, args.experiment, sweep_dir)
+    where = f" in sweep {sweep_dir}" if sweep_dir else ""
     if not records:
-        where = f" in sweep {sweep_dir}" if sweep_dir else ""
-        print(f"alsweep leaderboard: no finished runs in experiment '{args.experiment}'{where} at {uri}")
+        print(f"alsweep {command}: no finished runs in experiment '{args.experiment}'{where} at {uri}")
+        return None
+    chosen, notes = select_versions(records, VersionChoice.parse(args.strategy_version, args.all_versions))
+    if not chosen:
+        print(f"alsweep {command}: no runs of the requested versions in experiment '{args.experiment}'{where}: {'; '.join(notes)}")
+        return None
+    groups = group_runs(chosen)
+    return groups, notes + version_notes(groups), sweep_dir or ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="alsweep leaderboard", description=__doc__.split("\n\n")[0])
+    add_selection_arguments(parser)
+    parser.add_argument("--output-dir", type=Path, default=None, help="where the CSV and PNG go (default: leaderboard/<experiment>)")
+    args = parser.parse_args(argv)
+    loaded = load(args, "leaderboard")
+    if loaded is None:
         return 1
-    rows = build_rows(records)
+    groups, notes, _ = loaded
+    rows = build_rows(groups, delta=args.delta)
     output_dir = args.output_dir or Path("leaderboard") / args.experiment
-    render(rows, f"alsweep leaderboard: experiment '{args.experiment}'")
+    render(rows, f"alsweep leaderboard: experiment '{args.experiment}'", notes, args.delta)
     csv_path = write_csv(rows, output_dir / "leaderboard.csv")
     png_path = plot_learning_curves(
-        mean_curves(records), output_dir / "learning_curves.png", title=f"experiment '{args.experiment}' (mean ± std over seeds)"
+        mean_curves(groups), output_dir / "learning_curves.png", title=f"experiment '{args.experiment}' (mean ± std over seeds)"
     )
     print(f"wrote {csv_path} and {png_path}")
     return 0

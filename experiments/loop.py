@@ -73,6 +73,7 @@ class RoundResult:
     record_seconds: float
     select_seconds: float
     train_steps: int
+    select_peak_memory_mb: float = 0.0
     selected_ids: torch.Tensor | None = field(default=None, repr=False)
 
     def metrics(self) -> dict[str, float]:
@@ -87,6 +88,7 @@ class RoundResult:
             "record_seconds": self.record_seconds,
             "select_seconds": self.select_seconds,
             "train_steps": float(self.train_steps),
+            "select_peak_memory_mb": self.select_peak_memory_mb,
         }
 
 
@@ -187,6 +189,45 @@ def _timed(function: Callable, *args, device: torch.device, **kwargs):
     return result, time.perf_counter() - start
 
 
+def _resident_kib(field_name: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _peak_memory_mb(function: Callable, *args, device: torch.device, **kwargs):
+    """Run ``function``; return its result and the peak memory it added, in MiB.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` above what was allocated before.
+    CPU: the process's peak resident set (VmHWM) above its RSS before; the
+    peak is first reset to the current RSS through /proc/self/clear_refs, so
+    an earlier, larger peak (training) does not hide this one. Where that
+    file is not writable the result is a lower bound (0 unless SELECT set a
+    new peak for the process).
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        result = function(*args, **kwargs)
+        torch.cuda.synchronize(device)
+        return result, max(torch.cuda.max_memory_allocated(device) - before, 0) / 2**20
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    before = _resident_kib("VmRSS")
+    result = function(*args, **kwargs)
+    peak = _resident_kib("VmHWM")
+    if before is None or peak is None:
+        return result, float("nan")
+    return result, max(peak - before, 0) / 1024
+
+
 def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | None = None) -> list[RoundResult]:
     """Run all rounds; call ``on_round`` after each with its `RoundResult`."""
     data = run.dataset.to(run.device)
@@ -227,6 +268,7 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
         remaining_budget = (settings.budget - labelled_ids.shape[0]) if settings.budget is not None else settings.query_size
         query_size = min(settings.query_size, remaining_budget)
         selected_ids, infer_seconds, record_seconds, select_seconds, pool_size = None, 0.0, 0.0, 0.0, 0
+        select_peak_memory_mb = 0.0
         if round_index < settings.rounds and query_size > 0:
             unlabelled_ids = all_ids[~torch.isin(all_ids, labelled_ids)]
             pool_ids = draw_pool(unlabelled_ids, settings.pool_subset, pool_generator, fixed_candidates)
@@ -246,8 +288,11 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
                 if "history" in needs:
                     pool = dataclasses.replace(pool, history=history_tracker.view(pool_ids, run.device))
             pool = dataclasses.replace(pool, strategy_state=strategy_state)
-            selection, select_seconds = _timed(
-                select, run.strategy, pool, query_size, run.strategy_params, select_generator, device=run.device
+            (selection, select_seconds), select_peak_memory_mb = _peak_memory_mb(
+                lambda: _timed(
+                    select, run.strategy, pool, query_size, run.strategy_params, select_generator, device=run.device
+                ),
+                device=run.device,
             )
             strategy_state = selection.strategy_state
             if history_store is not None:
@@ -266,6 +311,7 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
             record_seconds=record_seconds,
             select_seconds=select_seconds,
             train_steps=train.steps,
+            select_peak_memory_mb=select_peak_memory_mb,
             selected_ids=selected_ids,
         )
         results.append(result)

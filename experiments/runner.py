@@ -159,6 +159,8 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
     tracker = RunTracker(settings.tracking, launch_dir) if settings.tracking.enabled else NullTracker()
     run_name = f"{settings.strategy.name}-{dataset.name}-s{settings.seed}"
     tags = run_tags(settings, dataset, container, context)
+    # cost columns of the leaderboard are labelled with it
+    tags["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     results: list[RoundResult] = []
     with tracker.run(run_name, tags, flatten_config(container)):
         config_path = output_dir / "config.yaml"

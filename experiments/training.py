@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from experiments.models import ALModel
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
+OPTIMIZERS = ("adam", "adamw", "nadam", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,14 @@ class TrainerSettings:
     The number of optimiser steps is ``max(epochs * ceil(L / batch_size), min_steps)``:
     early rounds have few labels, and a fixed epoch count would then give the
     model only a handful of updates.
+
+    ``lr_schedule="cosine"`` anneals the learning rate to 0 over those steps
+    after ``warmup_steps`` of linear warm-up, so the model that is evaluated
+    sits at the end of an annealed run instead of wherever the last noisy
+    step left it. ``ema_decay > 0`` keeps an exponential moving average of the
+    weights (and batch-norm buffers) over the second half of the steps and
+    evaluates that average: an average of the last checkpoints, which smooths
+    what a single step leaves behind.
     """
 
     epochs: int = 10
@@ -33,6 +42,9 @@ class TrainerSettings:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    ema_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -52,8 +64,31 @@ def _optimizer(model: ALModel, settings: TrainerSettings) -> torch.optim.Optimiz
         return torch.optim.SGD(
             model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
         )
-    optimizer_class = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
+    optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "nadam": torch.optim.NAdam}[settings.optimizer]
     return optimizer_class(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def learning_rate_factor(step: int, total_steps: int, settings: TrainerSettings) -> float:
+    """Multiplier of ``settings.lr`` at optimiser step ``step`` (0-based) of ``total_steps``."""
+    if settings.lr_schedule == "constant":
+        return 1.0
+    if step < settings.warmup_steps:
+        return (step + 1) / settings.warmup_steps
+    decay_steps = max(total_steps - settings.warmup_steps, 1)
+    progress = min((step - settings.warmup_steps) / decay_steps, 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _ema_update(ema_decay: float):
+    """EMA step whose decay warms up as min(ema_decay, (1 + n) / (10 + n)) after n averaged iterates,
+    so that the first iterate averaged does not dominate a short run (as in TF's and timm's EMA)."""
+
+    def update(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        n = float(num_averaged)
+        decay = min(ema_decay, (1.0 + n) / (10.0 + n))
+        return averaged + (current - averaged) * (1.0 - decay)
+
+    return update
 
 
 def num_train_steps(num_labelled: int, settings: TrainerSettings) -> int:
@@ -70,6 +105,16 @@ def train_model(
         return TrainResult(steps=0, final_loss=math.nan)
     total_steps = num_train_steps(num_labelled, settings)
     optimizer = _optimizer(model, settings)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate_factor(step, total_steps, settings)
+    )
+    average = (
+        torch.optim.swa_utils.AveragedModel(model, avg_fn=_ema_update(settings.ema_decay), use_buffers=True)
+        if settings.ema_decay > 0
+        else None
+    )
+    # average only the second half: the first iterates are far from the end of the run
+    average_from = total_steps // 2
     model.train()
     steps, loss = 0, torch.tensor(math.nan)
     while steps < total_steps:
@@ -83,9 +128,15 @@ def train_model(
             loss = F.cross_entropy(logits, y[batch])
             loss.backward()
             optimizer.step()
+            schedule.step()
+            if average is not None and steps >= average_from:
+                average.update_parameters(model)
             steps += 1
             if steps >= total_steps:
                 break
+    if average is not None and steps > 0:
+        # INFER and EVALUATE then both see the averaged weights
+        model.load_state_dict(average.module.state_dict())
     return TrainResult(steps=steps, final_loss=float(loss.detach()))
 
 

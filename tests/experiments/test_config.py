@@ -112,7 +112,7 @@ def test_default_config(composer):
     assert cfg.hydra.job.chdir is False
 
 
-def test_demo_preset_is_a_multirun_over_all_strategies_and_two_seeds(composer):
+def test_demo_preset_is_a_multirun_over_all_strategies_and_three_seeds(composer):
     cfg = composer(["experiment=demo"])
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     params = cfg.hydra.sweeper.params
@@ -120,7 +120,7 @@ def test_demo_preset_is_a_multirun_over_all_strategies_and_two_seeds(composer):
     # issue 5: the demo keeps its 9 strategies unless more fit its 15 minutes; the registry grows beyond it
     assert set(strategies) <= set(available_strategies()) and len(strategies) == 9
     assert len(set(strategies)) == len(strategies)
-    assert [seed.strip() for seed in str(params.seed).split(",")] == ["0", "1"]
+    assert [seed.strip() for seed in str(params.seed).split(",")] == ["0", "1", "2"]
     assert cfg.hydra.runtime.choices["hydra/launcher"] == "joblib"
     settings = parse_settings(cfg)
     assert settings.dataset.name == "fashion_mnist" and settings.tracking.experiment == "demo"
@@ -129,6 +129,27 @@ def test_demo_preset_is_a_multirun_over_all_strategies_and_two_seeds(composer):
     for name in strategies:
         settings = parse_settings(composer(["experiment=demo", f"strategy={name}"]))
         check_needs(settings, supports_mc_dropout=settings.model.options["dropout"] > 0)
+
+
+def test_benchmark_fmnist_preset_mirrors_cdalbench_and_covers_every_strategy(composer):
+    cfg = composer(["experiment=benchmark_fmnist"])
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    params = cfg.hydra.sweeper.params
+    strategies = [name.strip() for name in params.strategy.split(",")]
+    # the registry grows as strategies are added: the preset must list every one
+    assert sorted(strategies) == sorted(available_strategies())
+    assert len(set(strategies)) == len(strategies)
+    assert len(str(params.seed).split(",")) >= 5
+    settings = parse_settings(cfg)
+    assert settings.dataset.name == "fashion_mnist" and settings.model.name == "resnet18"
+    assert settings.device == "cuda" and settings.tracking.experiment == "benchmark_fmnist"
+    assert (settings.trainer.optimizer, settings.trainer.lr, settings.trainer.batch_size) == ("nadam", 0.001, 64)
+    assert settings.trainer.weight_decay == 0.0
+    assert settings.loop.initial_size == 1000 and settings.loop.initial_selection == "balanced"  # 100 per class
+    assert settings.loop.budget - settings.loop.initial_size == 1000
+    for name in strategies:
+        settings = parse_settings(composer(["experiment=benchmark_fmnist", f"strategy={name}"]))
+        check_needs(settings, supports_mc_dropout=settings.model.options.get("dropout", 0.5) > 0)
 
 
 def test_smoke_preset(composer):
@@ -187,6 +208,10 @@ def test_strategy_yamls_mirror_the_registry():
         ({"trainer__batch_size": 0}, "trainer.batch_size", "0"),
         ({"trainer__epochs": 0, "trainer__min_steps": 0}, "trainer.epochs", None),
         ({"trainer__bogus": 1}, "trainer.bogus", None),
+        ({"trainer__lr_schedule": "step"}, "trainer.lr_schedule", "step"),
+        ({"trainer__warmup_steps": -1}, "trainer.warmup_steps", "-1"),
+        ({"trainer__ema_decay": 1.0}, "trainer.ema_decay", "1.0"),
+        ({"trainer__ema_decay": -0.1}, "trainer.ema_decay", "-0.1"),
         ({"device": "tpu"}, "device", "tpu"),
         ({"seed": -1}, "seed", "-1"),
         ({"seed": "zero"}, "seed", "zero"),

@@ -1,5 +1,6 @@
 """Tests for the leaderboard's pure functions (learning-curve area, rows, de-duplication,
-labels, mean curves) and for ``main()`` on an empty store."""
+labels, mean curves) and for ``main()`` on an empty store. The statistics columns are
+checked against hand-computed answers in test_statistics.py and test_report.py."""
 
 from __future__ import annotations
 
@@ -13,16 +14,25 @@ from experiments.leaderboard import (
     LeaderboardRow,
     RunRecord,
     build_rows,
+    group_runs,
     latest_per_seed,
     main,
-    mean_curves,
     write_csv,
 )
+from experiments.leaderboard import mean_curves as mean_curves_of_groups
+
+
+def rows_of(records):
+    return build_rows(group_runs(records))
+
+
+def mean_curves(records):
+    return mean_curves_of_groups(group_runs(records))
 
 
 def record(
     strategy="entropy", seed="0", accuracies=(0.5, 0.6, 0.7), counts=None, dataset="synthetic", workflow=None,
-    start_time=0, select=None, run_id=None, rounds=None,
+    start_time=0, select=None, run_id=None, rounds=None, setting=None, version="1.0",
 ) -> RunRecord:
     accuracies = np.asarray(accuracies, dtype=float)
     size = accuracies.size
@@ -30,7 +40,7 @@ def record(
         run_id=run_id or f"{strategy}-{seed}-{start_time}",
         dataset=dataset,
         strategy=strategy,
-        strategy_version="1.0",
+        strategy_version=version,
         workflow_id=workflow or f"wf-{strategy}-{dataset}",
         seed=str(seed),
         start_time=start_time,
@@ -38,6 +48,7 @@ def record(
         labelled_counts_R=np.asarray(counts if counts is not None else [100 * (r + 1) for r in range(size)], dtype=float),
         accuracies_R=accuracies,
         select_seconds_R=np.asarray(select if select is not None else [0.1] * (size - 1) + [0.0], dtype=float),
+        setting_id=setting or f"setting-{dataset}",  # all strategies of a dataset share one setting
     )
 
 
@@ -86,7 +97,7 @@ def test_build_rows_ranks_by_mean_area_with_sample_std():
         record("random", "1", [0.5, 0.6, 0.6]),
         record("tod", "0", [0.6, 0.8, 0.9]),  # one seed only
     ]
-    rows = build_rows(records)
+    rows = rows_of(records)
     assert [row.strategy for row in rows] == ["tod", "entropy", "random"]
     assert [row.rank for row in rows] == [1, 2, 3]
     entropy = rows[1]
@@ -101,6 +112,11 @@ def test_build_rows_ranks_by_mean_area_with_sample_std():
     assert tod.seeds == 1 and tod.aulc_std == 0.0 and tod.final_accuracy_std == 0.0
     # SELECT seconds: mean over the rounds that selected (the last round has none)
     assert entropy.select_seconds_mean == pytest.approx(0.1)
+    # paired with random on seeds 0 and 1
+    random_areas = [learning_curve_area([100, 200, 300], a) for a in ([0.5, 0.6, 0.7], [0.5, 0.6, 0.6])]
+    assert entropy.vs_random_seeds == 2
+    assert entropy.vs_random_mean == pytest.approx(np.mean(areas) - np.mean(random_areas))
+    assert tod.vs_random_seeds == 1 and np.isnan(tod.vs_random_p)  # one shared seed: no test
 
 
 def test_build_rows_per_dataset_ranking():
@@ -110,7 +126,7 @@ def test_build_rows_per_dataset_ranking():
         record("entropy", dataset="b", accuracies=[0.9, 0.9]),
         record("random", dataset="b", accuracies=[0.1, 0.1]),
     ]
-    rows = build_rows(records)
+    rows = rows_of(records)
     assert [(row.dataset, row.rank, row.strategy) for row in rows] == [
         ("a", 1, "random"), ("a", 2, "entropy"), ("b", 1, "entropy"), ("b", 2, "random"),
     ]
@@ -123,7 +139,7 @@ def test_latest_per_seed_replaces_a_rerun():
     kept = latest_per_seed([new, old, other_seed])
     assert sorted(r.run_id for r in kept) == ["new", "s1"]
     assert sorted(r.run_id for r in latest_per_seed([old, new, other_seed])) == ["new", "s1"]
-    (row,) = build_rows([old, new, other_seed])
+    (row,) = rows_of([old, new, other_seed])
     assert row.seeds == 2
     assert row.final_accuracy_mean == pytest.approx(0.7)  # (0.9 + 0.5) / 2: the old run is not counted
 
@@ -132,24 +148,29 @@ def test_same_seed_in_another_workflow_is_not_a_rerun():
     a = record("entropy", "0", workflow="wf-a", run_id="a")
     b = record("entropy", "0", workflow="wf-b", run_id="b")
     assert len(latest_per_seed([a, b])) == 2
+    # e.g. the same strategy with other params: two rows, told apart by workflow id
+    assert sorted(row.label for row in rows_of([a, b])) == ["entropy [wf-a]", "entropy [wf-b]"]
 
 
-def test_labels_are_disambiguated_by_workflow_id():
+def test_labels_are_disambiguated_by_setting_and_version():
     records = [
-        record("entropy", "0", [0.5, 0.6], workflow="aaaaaaaa11112222"),
-        record("entropy", "0", [0.5, 0.9], workflow="bbbbbbbb33334444"),
+        record("entropy", "0", [0.5, 0.6], workflow="aaaaaaaa11112222", setting="aaaaaaaa11112222"),
+        record("entropy", "0", [0.5, 0.9], workflow="bbbbbbbb33334444", setting="bbbbbbbb33334444"),
         record("random", "0", [0.5, 0.5]),
         record("entropy", "0", [0.5, 0.5], dataset="other"),  # alone on its dataset: plain name
     ]
-    rows = build_rows(records)
-    labels = {(row.dataset, row.strategy) for row in rows}
+    rows = rows_of(records)
+    labels = {(row.dataset, row.label) for row in rows}
     assert labels == {
         ("synthetic", "entropy [aaaaaaaa]"),
         ("synthetic", "entropy [bbbbbbbb]"),
         ("synthetic", "random"),
         ("other", "entropy"),
     }
-    assert [row.strategy for row in rows if row.dataset == "synthetic"][0] == "entropy [bbbbbbbb]"
+    assert [row.label for row in rows if row.dataset == "synthetic"][0] == "entropy [bbbbbbbb]"
+    # two versions of one strategy: two rows, never one average
+    versions = rows_of([record("tod", "0", [0.5, 0.9], version="1.0"), record("tod", "0", [0.5, 0.5], version="1.1")])
+    assert sorted((row.label, row.seeds) for row in versions) == [("tod v1.0", 1), ("tod v1.1", 1)]
     curves = mean_curves(records)
     assert set(curves["synthetic"]) == {"entropy [aaaaaaaa]", "entropy [bbbbbbbb]", "random"}
     assert set(curves["other"]) == {"entropy"}
@@ -181,7 +202,7 @@ def test_mean_curves_with_gaps_in_the_rounds():
 
 def test_write_csv_and_plot(tmp_path):
     records = [record("entropy", "0"), record("entropy", "1", [0.4, 0.5, 0.9]), record("random", "0")]
-    rows = build_rows(records)
+    rows = rows_of(records)
     path = write_csv(rows, tmp_path / "deep" / "leaderboard.csv")
     read = list(csv.DictReader(path.read_text().splitlines()))
     assert [r["strategy"] for r in read] == [row.strategy for row in rows]

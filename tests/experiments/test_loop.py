@@ -435,3 +435,16 @@ def test_cold_start_without_initial_labels(dataset, tmp_path, strategy):
     results = run_loop(make_run(dataset, tmp_path, strategy=strategy, initial_size=0, rounds=2))
     assert [r.labelled_count for r in results] == [0, 10, 20]
     assert results[0].train_steps == 0 and results[1].train_steps > 0
+
+
+def test_select_peak_memory_is_measured_on_cpu():
+    """SELECT's peak memory: the resident-set growth while it runs, even after an earlier, larger peak."""
+    from experiments.loop import _peak_memory_mb
+
+    earlier = torch.ones(60_000_000)  # 229 MiB, freed before SELECT: an earlier peak must not hide SELECT's
+    del earlier
+    result, peak_mb = _peak_memory_mb(lambda: float(torch.ones(25_000_000).sum()), device=torch.device("cpu"))
+    assert result == 25_000_000
+    assert 80 <= peak_mb <= 140  # 95 MiB allocated
+    _, idle_mb = _peak_memory_mb(lambda: None, device=torch.device("cpu"))
+    assert idle_mb < 20

@@ -43,6 +43,7 @@ def swept(tmp_path_factory):
     _alsweep(
         ["-m", "experiment=smoke", "strategy=entropy,tod", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
         directory,
+        timeout=600,  # ~1 minute alone; a machine shared with other test runs needs more
     )
     return directory
 
@@ -79,8 +80,9 @@ def test_sweep_tracks_four_finished_runs(swept):
         assert sorted(m.step for m in history) == list(range(SMOKE_ROUNDS + 1))
         counts = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "labelled_count"))
         assert [v for _, v in counts] == [SMOKE_INITIAL + r * SMOKE_QUERY for r in range(SMOKE_ROUNDS + 1)]
-        for key in ("train_seconds", "infer_seconds", "select_seconds"):
+        for key in ("train_seconds", "infer_seconds", "select_seconds", "select_peak_memory_mb"):
             assert len(client.get_metric_history(run.info.run_id, key)) == SMOKE_ROUNDS + 1, key
+        assert run.data.tags["device"] == "cpu"
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert artifacts >= {"config.yaml", "selections.csv", "learning_curve.csv", "learning_curve.png"}
         local = Path(client.download_artifacts(run.info.run_id, "selections.csv", str(swept / "downloads" / run.info.run_id)))
@@ -101,13 +103,15 @@ def test_leaderboard_from_the_sweep(swept):
     table_rows = {}
     for line in result.stdout.splitlines():
         cells = [cell.strip() for cell in re.split(r"[│┃]", line)[1:-1]]
-        if len(cells) == 8 and cells[0].isdigit():
+        if len(cells) == 15 and cells[0].isdigit():
             table_rows[cells[1]] = cells
     assert set(table_rows) == {"entropy", "tod"}, result.stdout
     for cells in table_rows.values():
         assert cells[3] == "2"  # seeds
         assert cells[4] == str(SMOKE_INITIAL + SMOKE_ROUNDS * SMOKE_QUERY)  # labels
-        assert re.fullmatch(r"\d\.\d{4} ± \d\.\d{4}", cells[5])
+        assert re.fullmatch(r"\d\.\d{4}", cells[5])  # mean AULC
+        assert re.fullmatch(r"\[\d\.\d{4}, \d\.\d{4}\]", cells[6])  # its 95% CI
+    assert "cost columns measured on: cpu" in result.stdout
     assert sorted(cells[0] for cells in table_rows.values()) == ["1", "2"]
 
     out = swept / "leaderboard" / "smoke"
@@ -115,6 +119,31 @@ def test_leaderboard_from_the_sweep(swept):
     assert sorted(row["strategy"] for row in rows) == ["entropy", "tod"]
     assert all(row["seeds"] == "2" and row["dataset"] == "synthetic" for row in rows)
     assert (out / "learning_curves.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_report_from_the_sweep(swept):
+    """`alsweep report` on the smoke sweep: its numbers agree with what every run logged."""
+    result = _alsweep(["report", "--experiment", "smoke", "--sweep", "latest"], swept, timeout=240)
+    out = swept / "report" / "smoke"
+    assert {"report.html", "report.md", "leaderboard.csv", "cd_diagram.png", "penalty_matrix.png"} <= {
+        p.name for p in out.iterdir()
+    }, result.stdout
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == len(list(out.glob("*.png")))
+    client, runs = _finished_runs(swept, "smoke")
+    areas: dict[str, list[float]] = {}
+    for run in runs:
+        if "strategy" in run.data.tags:
+            areas.setdefault(run.data.tags["strategy"], []).append(run.data.metrics["learning_curve_area"])
+    rows = {row["strategy"]: row for row in csv.DictReader((out / "leaderboard.csv").read_text().splitlines())}
+    for strategy, values in areas.items():
+        assert float(rows[strategy]["aulc_mean"]) == pytest.approx(sum(values) / len(values))
+        assert min(values) - 1e-12 <= float(rows[strategy]["aulc_ci_low"]) <= float(rows[strategy]["aulc_ci_high"]) <= max(values) + 1e-12
+        assert rows[strategy]["device"] == "cpu"
+        assert float(rows[strategy]["select_peak_memory_mb"]) >= 0
+    # the report run carries the files and is not read back as an AL run
+    reports = [run for run in runs if run.data.tags.get("alsweep_report") == "true"]
+    assert len(reports) == 1
+    assert {a.path for a in client.list_artifacts(reports[0].info.run_id, "report")} >= {"report/report.html", "report/report.md"}
 
 
 def test_submitit_local_launcher(tmp_path):

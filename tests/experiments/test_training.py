@@ -162,3 +162,75 @@ def test_no_labels_means_no_training(blobs):
     result = train_model(model, blobs.train_x[:0], blobs.train_y[:0], TrainerSettings(min_steps=50), torch.Generator())
     assert result.steps == 0 and math.isnan(result.final_loss)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+# --------------------------------------------------------------------------- the recipe (issue 7)
+
+
+def test_cosine_schedule_by_hand():
+    from experiments.training import learning_rate_factor
+
+    settings = TrainerSettings(lr_schedule="cosine", warmup_steps=2)
+    # warm-up: (step + 1) / 2; then 0.5 * (1 + cos(pi * (step - 2) / (10 - 2)))
+    factors = [learning_rate_factor(step, 10, settings) for step in range(10)]
+    assert factors[:2] == [0.5, 1.0]
+    assert factors[2] == pytest.approx(1.0)
+    assert factors[6] == pytest.approx(0.5)  # halfway through the decay
+    assert factors[9] == pytest.approx(0.5 * (1 + math.cos(math.pi * 7 / 8)))
+    assert learning_rate_factor(5, 10, TrainerSettings()) == 1.0  # constant
+
+
+def test_cosine_schedule_reaches_the_optimizer(blobs):
+    from experiments.training import learning_rate_factor
+
+    model = _model(blobs)
+    seen = []
+    settings = TrainerSettings(epochs=0, min_steps=6, batch_size=16, lr=0.1, lr_schedule="cosine", warmup_steps=1)
+    original_step = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original_step(self, *args, **kwargs)
+
+    torch.optim.Adam.step = step
+    try:
+        train_model(model, blobs.train_x[:50], blobs.train_y[:50], settings, torch.Generator().manual_seed(0))
+    finally:
+        torch.optim.Adam.step = original_step
+    assert seen == pytest.approx([0.1 * learning_rate_factor(s, 6, settings) for s in range(6)])
+
+
+def test_weight_averaging_evaluates_the_average_of_the_last_steps(blobs):
+    """With ema_decay d the trained model holds the EMA of the second half's iterates, not the last iterate."""
+    settings = TrainerSettings(epochs=0, min_steps=5, batch_size=16, ema_decay=0.5)
+    snapshots = []
+    model = _model(blobs, dropout=0.0)
+    original_step = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        result = original_step(self, *args, **kwargs)
+        snapshots.append([p.detach().clone() for p in model.parameters()])
+        return result
+
+    torch.optim.Adam.step = step
+    try:
+        train_model(model, blobs.train_x[:50], blobs.train_y[:50], settings, torch.Generator().manual_seed(0))
+    finally:
+        torch.optim.Adam.step = original_step
+    # averaging starts at step 5 // 2 = 2 (the third iterate); then decay min(0.5, (1 + n) / (10 + n))
+    # after n averaged iterates: 2/11, then 3/12
+    expected = snapshots[2]
+    for decay, snapshot in zip((2 / 11, 3 / 12), snapshots[3:]):
+        expected = [decay * e + (1 - decay) * s for e, s in zip(expected, snapshot)]
+    for parameter, value in zip(model.parameters(), expected):
+        torch.testing.assert_close(parameter.detach(), value)
+    assert not all(torch.equal(p.detach(), s) for p, s in zip(model.parameters(), snapshots[-1]))
+
+
+def test_nadam_is_an_optimizer(blobs):
+    model = _model(blobs)
+    before = evaluate(model, blobs.test_x, blobs.test_y)
+    settings = TrainerSettings(epochs=20, batch_size=32, lr=1e-2, optimizer="nadam")
+    train_model(model, blobs.train_x, blobs.train_y, settings, torch.Generator().manual_seed(0))
+    after = evaluate(model, blobs.test_x, blobs.test_y)
+    assert after.loss < 0.5 * before.loss and after.accuracy > 0.9 > before.accuracy
