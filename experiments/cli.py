@@ -4,6 +4,7 @@
     alsweep -m strategy=entropy,tod seed=0,1 hydra/launcher=joblib    a sweep
     alsweep experiment=demo                                 a preset (the demo sweeps by itself)
     alsweep leaderboard --experiment demo                   compare the tracked runs
+    alsweep runs --reap                                     mark RUNNING runs whose process died KILLED
 
 Everything but ``leaderboard`` goes to Hydra. Config-group choices that do
 not exist (``strategy=bals``) are caught before Hydra starts, so the user gets
@@ -14,15 +15,19 @@ validating the composed config inside a job.
 
 from __future__ import annotations
 
+import difflib
 import logging
+import os
 import re
 import sys
+import uuid
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from experiments.errors import USER_ERRORS
+from experiments.signals import RunInterrupted, install
 from strategies import UnknownNameError
 
 log = logging.getLogger("alsweep")
@@ -31,6 +36,22 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 #: Config groups whose options are the yaml files in conf/<group>/.
 CHECKED_GROUPS = ("dataset", "model", "strategy", "loop", "trainer", "tracking", "experiment")
 _SWEEP_FUNCTION = re.compile(r"^(choice)\((.*)\)$")
+#: Words that start an ``alsweep`` command instead of a Hydra override.
+SUBCOMMANDS = ("leaderboard", "runs")
+#: Set by the launching process; a process that sees another pid here is a sweep's worker.
+LAUNCHER_PID_ENV = "ALSWEEP_LAUNCHER_PID"
+LAUNCH_ID_ENV = "ALSWEEP_LAUNCH_ID"
+
+
+def launch_id() -> str:
+    """A short id of this launch, shared by its worker processes (they inherit the environment)."""
+    if LAUNCH_ID_ENV not in os.environ:
+        os.environ[LAUNCH_ID_ENV] = uuid.uuid4().hex[:6]
+    return os.environ[LAUNCH_ID_ENV]
+
+
+# used in hydra.run.dir and hydra.sweep.dir: two identical commands in the same second get two folders
+OmegaConf.register_new_resolver("alsweep_uid", launch_id, replace=True)
 
 
 def group_options(group: str) -> list[str]:
@@ -74,6 +95,34 @@ def hydra_main(cfg: DictConfig) -> float:
         # one line, not a traceback: the message names the key and what to do
         print(f"alsweep: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except RunInterrupted as interrupted:
+        print(
+            f"alsweep: interrupted by {interrupted}: completed rounds are logged and the run is marked KILLED; "
+            "rerun the same command to resume it", file=sys.stderr,
+        )
+        if os.environ.get(LAUNCHER_PID_ENV) not in (None, str(os.getpid())):
+            # a sweep's worker: leave at once, so that the launcher sees it gone and stops the sweep
+            sys.stderr.flush()
+            os._exit(interrupted.exit_code)
+        raise SystemExit(interrupted.exit_code) from None
+
+
+class UsageError(ValueError):
+    """A command line alsweep cannot run; the message is the one line shown."""
+
+
+def check_subcommand(arguments: list[str]) -> None:
+    """A first word that is neither an override nor an option must be a subcommand."""
+    if not arguments:
+        return
+    first = arguments[0]
+    if first.startswith("-") or "=" in first or first in SUBCOMMANDS:
+        return
+    closest = difflib.get_close_matches(first, SUBCOMMANDS, n=1)
+    hint = f" (did you mean '{closest[0]}'?)" if closest else ""
+    raise UsageError(
+        f"unknown subcommand '{first}'{hint}; valid: {', '.join(SUBCOMMANDS)}, or overrides such as strategy=bald"
+    )
 
 
 def main(argv: list[str] | None = None) -> int | None:
@@ -82,13 +131,29 @@ def main(argv: list[str] | None = None) -> int | None:
         from experiments.leaderboard import main as leaderboard_main
 
         return leaderboard_main(arguments[1:])
+    if arguments and arguments[0] == "runs":
+        from experiments.runs_command import main as runs_main
+
+        return runs_main(arguments[1:])
     try:
+        check_subcommand(arguments)
         check_group_overrides(arguments)
-    except UnknownNameError as error:
+    except (UnknownNameError, UsageError) as error:
         print(f"alsweep: error: {error}", file=sys.stderr)
         return 2
+    os.environ[LAUNCHER_PID_ENV] = str(os.getpid())
+    launch_id()
+    # the launcher forwards SIGTERM/SIGINT to its workers and waits for them to mark their runs KILLED
+    install(forward=True)
     sys.argv = [sys.argv[0], *arguments]
-    hydra_main()
+    try:
+        hydra_main()
+    except RunInterrupted as interrupted:
+        print(
+            f"alsweep: sweep interrupted by {interrupted}: in-flight runs are marked KILLED; "
+            "rerun the same command to resume them and run the jobs that did not start", file=sys.stderr,
+        )
+        return interrupted.exit_code
     return 0
 
 

@@ -28,6 +28,7 @@ from experiments.history_store import HistoryStore
 from experiments.inference import InferenceSettings, infer_pool
 from experiments.models import ALModel
 from experiments.round_state import STATE_FILE, RoundState
+from experiments.signals import raise_if_interrupted
 from experiments.training import TrainerSettings, evaluate, train_model
 from strategies import PoolView, Selection, StrategySpec
 
@@ -272,6 +273,7 @@ def run_loop(
     strategy_state = state.strategy_state  # what a stateful strategy carries from round to round
 
     for round_index in range(state.next_round, settings.rounds + 1):
+        raise_if_interrupted()  # a SIGTERM/SIGINT stops the run between rounds at the latest
         torch.manual_seed(derive_seed(run.seed, f"round-{round_index}"))  # init, dropout masks
         if model is None or not settings.warm_start:
             model = run.build_model().to(run.device)
@@ -280,6 +282,7 @@ def run_loop(
             train_model, model, data.train_x[device_labelled], data.train_y[device_labelled],
             run.trainer, train_generator, device=run.device,
         )
+        raise_if_interrupted()
         scores = evaluate(model, data.test_x, data.test_y, run.inference.batch_size)
 
         remaining_budget = (settings.budget - labelled_ids.shape[0]) if settings.budget is not None else settings.query_size
@@ -334,6 +337,7 @@ def run_loop(
             strategy_state=strategy_state,
             model_weights={k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if settings.warm_start else None,
         )
+        raise_if_interrupted()  # a round whose selection is done but not saved is redone on resume
         state.save(state_path)
         log.info(
             "%s seed=%d round %d/%d: %d labelled, test acc %.4f, train %.1fs infer %.1fs select %.2fs",

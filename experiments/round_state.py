@@ -27,9 +27,10 @@ import torch
 #: Bumped when the layout changes; a state of another version is not resumed.
 STATE_VERSION = 1
 STATE_FILE = "round_state.pt"
-#: Config keys that do not change what a run computes, left out of the config hash:
-#: where results are logged, how many threads, and the resume policy itself.
-NON_HASHED_KEYS = ("hydra", "tracking", "threads", "resume")
+#: Config keys that do not change what a run computes, left out of the config hash: where
+#: results are logged and the resume policy itself. ``threads`` and ``device`` stay in: both
+#: can change float results, and a resume must compute exactly what the first run would have.
+NON_HASHED_KEYS = ("hydra", "tracking", "resume")
 
 
 @dataclass
@@ -110,7 +111,7 @@ def hashed_config(container: Mapping) -> dict:
 
 
 def config_hash(container: Mapping) -> str:
-    """Hash of the resolved config without tracking, threads, resume and Hydra keys (the seed counts)."""
+    """Hash of the resolved config without tracking, resume and Hydra keys (the seed counts)."""
     content = json.dumps(hashed_config(container), sort_keys=True, default=str)
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 

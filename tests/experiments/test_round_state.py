@@ -40,11 +40,12 @@ def test_round_state_round_trip(tmp_path):
         RoundState.load(tmp_path / "other.pt")
 
 
-def test_config_hash_ignores_tracking_threads_resume_but_not_seed():
+def test_config_hash_ignores_tracking_and_resume_but_not_seed_or_threads():
     base = {"seed": 0, "loop": {"rounds": 6}, "tracking": {"uri": "a"}, "threads": 1, "resume": "auto"}
-    same = dict(base, tracking={"uri": "b"}, threads=2, resume="never")
+    same = dict(base, tracking={"uri": "b"}, resume="never")
     assert config_hash(base) == config_hash(same)
     assert config_hash(base) != config_hash(dict(base, seed=1))
+    assert config_hash(base) != config_hash(dict(base, threads=2))
     assert first_difference({"loop": {"rounds": 6, "query_size": 5}}, {"loop": {"rounds": 7, "query_size": 6}}) == "loop.query_size"
     assert first_difference({"a": 1}, {"a": 1, "b": 2}) == "b"
     assert first_difference({"a": [1, 2]}, {"a": [1, 2]}) is None
