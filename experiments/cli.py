@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.errors import USER_ERRORS
 from experiments.signals import RunInterrupted, install
+from experiments.validate import UsageError, validate_command
 from strategies import UnknownNameError
 
 log = logging.getLogger("alsweep")
@@ -107,10 +108,6 @@ def hydra_main(cfg: DictConfig) -> float:
         raise SystemExit(interrupted.exit_code) from None
 
 
-class UsageError(ValueError):
-    """A command line alsweep cannot run; the message is the one line shown."""
-
-
 def check_subcommand(arguments: list[str]) -> None:
     """A first word that is neither an override nor an option must be a subcommand."""
     if not arguments:
@@ -123,6 +120,12 @@ def check_subcommand(arguments: list[str]) -> None:
     raise UsageError(
         f"unknown subcommand '{first}'{hint}; valid: {', '.join(SUBCOMMANDS)}, or overrides such as strategy=bald"
     )
+
+
+def _short(message: str, limit: int = 280) -> str:
+    """One line under 300 characters: absolute paths in a message are what makes it long."""
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 def main(argv: list[str] | None = None) -> int | None:
@@ -138,8 +141,16 @@ def main(argv: list[str] | None = None) -> int | None:
     try:
         check_subcommand(arguments)
         check_group_overrides(arguments)
-    except (UnknownNameError, UsageError) as error:
-        print(f"alsweep: error: {error}", file=sys.stderr)
+        # every job of the command, before Hydra creates a folder or the callback a database
+        arguments = validate_command(arguments, CONFIG_DIR)
+    except (*USER_ERRORS, UsageError) as error:
+        print(f"alsweep: error: {_short(str(error))}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - Hydra's composition errors: first line only
+        if type(error).__module__.split(".")[0] not in ("hydra", "omegaconf"):
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"alsweep: error: {_short(first)}", file=sys.stderr)
         return 2
     os.environ[LAUNCHER_PID_ENV] = str(os.getpid())
     launch_id()

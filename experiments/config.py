@@ -160,7 +160,48 @@ def parse_strategy(values: dict) -> tuple[StrategySpec, dict]:
         raise ConfigError(f"strategy.params must be a mapping; got {params!r}")
     params = dict(params)
     spec.check_params(params)
+    check_param_types(spec, params)
     return spec, params
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if _is_int(value):
+        return "an integer"
+    if isinstance(value, numbers.Real):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__
+
+
+def check_param_types(spec: StrategySpec, params: Mapping[str, Any]) -> None:
+    """Each given parameter must have the type of the strategy's default for it, checked before any training.
+
+    An int is accepted where the default is a float; a None default accepts anything.
+    """
+    for name, value in params.items():
+        default = spec.defaults.get(name)
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif _is_int(default):
+            ok = _is_int(value)
+        elif isinstance(default, numbers.Real):
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, (list, tuple))
+        else:
+            ok = True
+        if not ok:
+            raise ConfigError(
+                f"strategy.params.{name} must be {_type_name(default)} (default {default!r}) for strategy "
+                f"'{spec.name}'; got {value!r}"
+            )
 
 
 def parse_settings(cfg: DictConfig | Mapping) -> ExperimentSettings:

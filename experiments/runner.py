@@ -135,6 +135,35 @@ def _write_learning_curve(results: list[RoundResult], output_dir: Path, dataset:
     return [csv_path, png_path]
 
 
+def check_config(cfg: DictConfig, caches: dict | None = None) -> dict:
+    """Every check of a composed config that needs no training; returns the resolved container.
+
+    Loads the dataset (to check sizes) and builds the model once (to check the
+    strategy's needs against it); ``caches`` keeps both across the jobs of a
+    sweep, keyed by their config, so a sweep over seeds loads each dataset once.
+    """
+    caches = {} if caches is None else caches
+    container = resolved_container(cfg)
+    settings = parse_settings(container)
+    resolve_device(settings.device)
+    dataset_key = ("dataset", repr(sorted(container["dataset"].items())))
+    if dataset_key not in caches:
+        caches[dataset_key] = load_dataset(
+            settings.dataset.name, root=settings.dataset.root, download=settings.dataset.download,
+            **settings.dataset.options,
+        )
+    dataset = caches[dataset_key]
+    check_against_dataset(settings.loop, dataset.train_size)
+    model_key = ("model", dataset_key, repr(sorted(container["model"].items())))
+    if model_key not in caches:
+        caches[model_key] = build_model(
+            settings.model.name, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+            **settings.model.options,
+        ).supports_mc_dropout
+    check_needs(settings, caches[model_key])
+    return container
+
+
 def prepare(cfg: DictConfig) -> tuple[ExperimentSettings, ALDataset, dict, torch.device]:
     """All the checks that need no training: config, device, dataset files and sizes, model fit."""
     container = resolved_container(cfg)
