@@ -96,6 +96,15 @@ def hydra_main(cfg: DictConfig) -> float:
         # one line, not a traceback: the message names the key and what to do
         print(f"alsweep: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except (OSError, RuntimeError) as error:
+        if not _is_disk_error(error):
+            raise
+        print(
+            "alsweep: error: a write failed (disk full or read-only: "
+            f"{getattr(error, 'strerror', None) or 'file write failed'}); the run is marked FAILED with its "
+            "completed rounds; free space and rerun the same command to resume it", file=sys.stderr,
+        )
+        raise SystemExit(2) from None
     except RunInterrupted as interrupted:
         print(
             f"alsweep: interrupted by {interrupted}: completed rounds are logged and the run is marked KILLED; "
@@ -106,6 +115,15 @@ def hydra_main(cfg: DictConfig) -> float:
             sys.stderr.flush()
             os._exit(interrupted.exit_code)
         raise SystemExit(interrupted.exit_code) from None
+
+
+def _is_disk_error(error: BaseException) -> bool:
+    """A full or read-only disk: an OSError with that errno, or torch's writer reporting a failed write."""
+    import errno
+
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+    return "file write failed" in str(error) or "No space left" in str(error)
 
 
 def check_subcommand(arguments: list[str]) -> None:
@@ -122,6 +140,51 @@ def check_subcommand(arguments: list[str]) -> None:
     )
 
 
+def check_leaderboard_arguments(arguments: list[str]) -> None:
+    """The leaderboard's mistakes as one line: a bad or dead store, an output path that is a file, no sweep."""
+    import argparse
+
+    from experiments.tracking import TrackingSettings, import_mlflow, probe_store, resolve_tracking_uri
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--tracking-uri", default=TrackingSettings.uri)
+    parser.add_argument("--experiment", default=TrackingSettings.experiment)
+    parser.add_argument("--sweep", default=None)
+    parser.add_argument("--output-dir", default=None)
+    known, _ = parser.parse_known_args(arguments)
+    uri = resolve_tracking_uri(known.tracking_uri, Path.cwd())
+    probe_store(uri)
+    if known.output_dir is not None and Path(known.output_dir).exists() and not Path(known.output_dir).is_dir():
+        raise UsageError(f"--output-dir must be a directory; got '{known.output_dir}', an existing file")
+    if known.sweep == "latest":
+        from experiments.leaderboard import latest_sweep_dir
+        from experiments.tracking import sqlite_path
+
+        path = sqlite_path(uri)
+        if path is not None and not path.exists():
+            raise UsageError(f"--tracking-uri: no MLflow store at '{path.name}' here; run a sweep first or give --tracking-uri")
+        import_mlflow()
+        if latest_sweep_dir(uri, known.experiment) is None:
+            raise UsageError(
+                f"--sweep latest: experiment '{known.experiment}' has no run from a sweep (-m); "
+                "omit --sweep to rank all its runs, or give --sweep DIR"
+            )
+
+
+def leaderboard(arguments: list[str]) -> int:
+    from experiments.leaderboard import main as leaderboard_main
+
+    try:
+        check_leaderboard_arguments(arguments)
+        return leaderboard_main(arguments)
+    except (*USER_ERRORS, UsageError) as error:
+        print(f"alsweep: error: {_short(str(error))}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"alsweep: error: leaderboard: cannot write {error.filename or ''}: {error.strerror}", file=sys.stderr)
+        return 2
+
+
 def _short(message: str, limit: int = 280) -> str:
     """One line under 300 characters: absolute paths in a message are what makes it long."""
     message = " ".join(message.split())
@@ -131,9 +194,7 @@ def _short(message: str, limit: int = 280) -> str:
 def main(argv: list[str] | None = None) -> int | None:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] == "leaderboard":
-        from experiments.leaderboard import main as leaderboard_main
-
-        return leaderboard_main(arguments[1:])
+        return leaderboard(arguments[1:])
     if arguments and arguments[0] == "runs":
         from experiments.runs_command import main as runs_main
 

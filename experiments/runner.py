@@ -270,6 +270,31 @@ def _write_selections(state: RoundState | None, path: Path) -> None:
     partial.replace(path)
 
 
+def _finish_records(
+    output_dir: Path, results: list[RoundResult], selections_path: Path, tracker, dataset_name: str, run_name: str
+) -> None:
+    """Log and upload what the saved state holds, whatever stopped the run.
+
+    The state may hold a round a signal cut off between saving and logging it.
+    On a full disk writing the files fails too: that must not hide the error
+    that stopped the run, so it is only logged.
+    """
+    state_path = output_dir / STATE_FILE
+    try:
+        saved = RoundState.load(state_path) if state_path.is_file() else None
+        if saved is not None:
+            for result in completed_results(saved)[len(results):]:
+                results.append(result)
+                tracker.log_metrics(result.metrics(), step=result.round_index)
+        _write_selections(saved, selections_path)
+        tracker.log_artifact(selections_path)
+        if results:
+            for path in _write_learning_curve(results, output_dir, dataset_name, run_name):
+                tracker.log_artifact(path)
+    except (OSError, RuntimeError) as error:
+        log.warning("could not write the run's records in %s: %s", output_dir, error)
+
+
 def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: Path | None = None) -> dict[str, float]:
     """Run (or resume) one AL experiment; returns its final test accuracy and learning-curve area.
 
@@ -345,17 +370,7 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
         finally:
             # what was selected before a crash is evidence too; the saved state says exactly what it was,
             # including a round a signal cut off between saving it and logging it
-            state_path = output_dir / STATE_FILE
-            saved = RoundState.load(state_path) if state_path.is_file() else None
-            if saved is not None:
-                for result in completed_results(saved)[len(results):]:
-                    results.append(result)
-                    tracker.log_metrics(result.metrics(), step=result.round_index)
-            _write_selections(saved, selections_path)
-            tracker.log_artifact(selections_path)
-            if results:
-                for path in _write_learning_curve(results, output_dir, dataset.name, run_name):
-                    tracker.log_artifact(path)
+            _finish_records(output_dir, results, selections_path, tracker, dataset.name, run_name)
         summary = {
             "final_test_accuracy": results[-1].test_accuracy,
             "learning_curve_area": learning_curve_area(
