@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int | None:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"alsweep: error: {_short(first)}", file=sys.stderr)
         return 2
+    # a log file on a full disk must not print a traceback per record: the run reports the failure once
+    logging.raiseExceptions = False
     os.environ[LAUNCHER_PID_ENV] = str(os.getpid())
     launch_id()
     # the launcher forwards SIGTERM/SIGINT to its workers and waits for them to mark their runs KILLED

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import functools
 import logging
+import re
 import shutil
 import subprocess
 import uuid
@@ -44,7 +45,7 @@ from experiments.config import (
 )
 from experiments.curves import learning_curve_area, plot_learning_curves
 from experiments.datasets import ALDataset, load_dataset
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, DatasetFormatError
 from experiments.loop import ActiveLearningRun, RoundResult, completed_results, run_loop
 from experiments.models import build_model
 from experiments.round_state import STATE_FILE, RoundState, config_hash, first_difference, hashed_config
@@ -148,10 +149,18 @@ def check_config(cfg: DictConfig, caches: dict | None = None) -> dict:
     resolve_device(settings.device)
     dataset_key = ("dataset", repr(sorted(container["dataset"].items())))
     if dataset_key not in caches:
-        caches[dataset_key] = load_dataset(
-            settings.dataset.name, root=settings.dataset.root, download=settings.dataset.download,
-            **settings.dataset.options,
-        )
+        try:
+            caches[dataset_key] = load_dataset(
+                settings.dataset.name, root=settings.dataset.root, download=settings.dataset.download,
+                **settings.dataset.options,
+            )
+        except DatasetFormatError as error:
+            # the folder is in dataset.root already; the file name and the reason are what helps
+            reason = re.sub(r"/(?:[^\s:/]+/)+([^\s:/]+)", r"\1", str(error))
+            raise DatasetFormatError(
+                f"dataset.root: dataset '{settings.dataset.name}' has a damaged file: {reason}; "
+                "replace the file, or delete it and set dataset.download=true"
+            ) from None
     dataset = caches[dataset_key]
     check_against_dataset(settings.loop, dataset.train_size)
     model_key = ("model", dataset_key, repr(sorted(container["model"].items())))

@@ -169,10 +169,13 @@ def _check_tracking(container: Mapping, launch_dir: Path, checked: set) -> None:
     probe_store(uri)  # an unreachable server: one line, in seconds, once for the whole sweep
     path = sqlite_path(uri)
     if path is not None:
-        existing = next((p for p in [path, *path.parents] if p.exists()), Path("/"))
-        if not os.access(existing if existing.is_dir() else existing.parent, os.W_OK) or (
-            existing == path and not os.access(path, os.W_OK)
-        ):
+        try:
+            # the store's folder would be created by the first job anyway; root ignores permission bits
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+        except OSError:
+            writable = False
+        if not writable:
             raise TrackingError(
                 f"tracking.uri: cannot write the SQLite store '{path.name}' in {path.parent} (read-only); "
                 "set tracking.uri=sqlite:////WRITABLE/PATH/mlflow.db or tracking=disabled"
