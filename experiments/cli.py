@@ -123,7 +123,7 @@ def _is_disk_error(error: BaseException) -> bool:
 
     if isinstance(error, OSError):
         return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
-    return "file write failed" in str(error) or "No space left" in str(error)
+    return any(text in str(error) for text in ("file write failed", "No space left", "iostream error"))
 
 
 def check_subcommand(arguments: list[str]) -> None:

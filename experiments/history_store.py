@@ -23,11 +23,13 @@ _ROUND_FILE = re.compile(r"^round_(\d{4,})\.pt$")
 
 
 def save_atomically(obj: object, path: Path) -> Path:
-    """``torch.save`` to a side file, then rename: a crash never leaves half a file at ``path``."""
-    partial = path.with_name(path.name + ".partial")
-    torch.save(obj, partial)
-    os.replace(partial, path)
-    return path
+    """``torch.save`` to a side file (fsynced), then rename: a crash never leaves half a file at ``path``.
+
+    Written through a Python file object, so a full disk raises OSError(ENOSPC), not torch's opaque stream error.
+    """
+    from experiments.round_state import save_durably
+
+    return save_durably(obj, path)
 
 
 class HistoryOwnerError(RuntimeError):
