@@ -27,7 +27,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.errors import USER_ERRORS
-from experiments.signals import RunInterrupted, install
+from experiments.signals import RunInterrupted, install, stop_file
 from experiments.validate import UsageError, validate_command
 from strategies import UnknownNameError
 
@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int | None:
     try:
         hydra_main()
     except RunInterrupted as interrupted:
+        stop_file(os.getpid()).unlink(missing_ok=True)
         print(
             f"alsweep: sweep interrupted by {interrupted}: in-flight runs are marked KILLED; "
             "rerun the same command to resume them and run the jobs that did not start", file=sys.stderr,

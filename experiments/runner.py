@@ -49,7 +49,7 @@ from experiments.errors import ConfigError, DatasetFormatError
 from experiments.loop import ActiveLearningRun, RoundResult, completed_results, run_loop
 from experiments.models import build_model
 from experiments.round_state import STATE_FILE, RoundState, config_hash, first_difference, hashed_config
-from experiments.signals import interruptible
+from experiments.signals import interruptible, raise_if_interrupted
 from experiments.tracking import CONFIG_HASH_TAG, NullTracker, RunTracker, run_process_alive, system_tags
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,8 @@ class ResumePlan:
     output_dir: Path
     state: RoundState | None = None
     finished_summary: dict[str, float] | None = None
+    #: an unfinished MLflow run of this config that was stopped before its first round: reused, not duplicated
+    empty_run_id: str | None = None
 
 
 def _clear_run_files(output_dir: Path) -> None:
@@ -238,6 +240,7 @@ def plan_resume(output_dir: Path, container: dict, resume: str, tracker) -> Resu
         return ResumePlan(output_dir)
     if state is not None:
         return ResumePlan(output_dir, state)
+    empty_run_id = None
     for run in tracker.find_runs(digest):
         if run.info.status == "FINISHED":
             metrics = run.data.metrics
@@ -252,6 +255,8 @@ def plan_resume(output_dir: Path, container: dict, resume: str, tracker) -> Resu
                 continue  # in flight (here or on another host): another process owns it
             tracker.mark_killed(run.info.run_id)  # a SIGKILLed run: the reaper's job, done on the way
         candidate = Path(run.data.tags.get("output_dir", "")) / STATE_FILE
+        if not candidate.is_file() and empty_run_id is None:
+            empty_run_id = run.info.run_id
         if candidate.is_file():
             try:
                 found = RoundState.load(candidate)
@@ -265,7 +270,7 @@ def plan_resume(output_dir: Path, container: dict, resume: str, tracker) -> Resu
             f"resume=must, but no unfinished run with this config (hash {digest}) was found in this output "
             "directory or the tracking store; use resume=auto to start one"
         )
-    return ResumePlan(output_dir)
+    return ResumePlan(output_dir, empty_run_id=empty_run_id)
 
 
 def _write_selections(state: RoundState | None, path: Path) -> None:
@@ -318,6 +323,7 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
     launch_dir = Path(launch_dir or context.get("launch_dir") or Path.cwd())
     tracker = RunTracker(settings.tracking, launch_dir) if settings.tracking.enabled else NullTracker()
 
+    raise_if_interrupted()  # a worker started while its launcher stops runs nothing
     plan = plan_resume(output_dir, container, settings.resume, tracker)
     if plan.finished_summary is not None:
         return plan.finished_summary
@@ -328,7 +334,7 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
     run_name = f"{settings.strategy.name}-{dataset.name}-s{settings.seed}"
     tags = run_tags(settings, dataset, container, context)
     results: list[RoundResult] = []
-    resume_run_id = state.mlflow_run_id if state is not None and settings.tracking.enabled else None
+    resume_run_id = state.mlflow_run_id if state is not None and settings.tracking.enabled else plan.empty_run_id
     if state is not None:
         log.info("%s: resuming at round %d in %s", run_name, state.next_round, output_dir)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -69,16 +70,39 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has finished; only its parent's wait is missing
 
 
+def _is_python(pid: int) -> bool:
+    """Workers are Python processes; the pool's helpers (its ``pgrep`` calls) must be left alone."""
+    try:
+        return b"python" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+
+
+def stop_file(launcher_pid: int | str) -> Path:
+    """Exists once the launcher with this pid was told to stop: a worker it starts later runs nothing."""
+    return Path(tempfile.gettempdir()) / f"alsweep-stop-{launcher_pid}"
+
+
 def forward_and_wait(signum: int, grace_seconds: float = WORKER_GRACE_SECONDS) -> None:
-    """Send SIGTERM to every descendant process and wait (bounded) until they have exited."""
-    pids = child_pids(os.getpid())
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    """Send SIGTERM to every descendant process and wait (bounded) until they have exited.
+
+    The pool's manager thread may start a replacement worker while we wait, so
+    the descendants are looked up again until none is left.
+    """
+    stop_file(os.getpid()).touch()
     deadline = time.monotonic() + grace_seconds
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    signalled: set[int] = set()
+    while time.monotonic() < deadline:
+        pids = [pid for pid in child_pids(os.getpid()) if _alive(pid) and _is_python(pid)]
+        if not pids:
+            return
+        for pid in pids:
+            if pid not in signalled:
+                signalled.add(pid)
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
         time.sleep(0.05)
 
 
@@ -94,6 +118,9 @@ def raise_if_interrupted() -> None:
     """
     if _pending is not None:
         raise RunInterrupted(_pending)
+    launcher = os.environ.get("ALSWEEP_LAUNCHER_PID")
+    if launcher is not None and launcher != str(os.getpid()) and stop_file(launcher).exists():
+        raise RunInterrupted(signal.SIGTERM)  # started by a launcher that is stopping: run nothing
 
 
 class _Handler:

@@ -348,7 +348,7 @@ class RunTracker:
             self.run_id = run.info.run_id
         status = "FAILED"
         try:
-            if resume_run_id is None:
+            if resume_run_id is None or not client.get_run(resume_run_id).data.params:
                 self.log_params(params)
             yield self
             status = "FINISHED"
