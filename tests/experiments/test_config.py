@@ -150,7 +150,7 @@ def test_run_dir_interpolates_strategy_dataset_and_seed(composer):
     run_dir = OmegaConf.to_container(cfg.hydra.run, resolve=True)["dir"]
     # a per-launch id last, so that two identical commands in the same second get two folders
     assert re.search(r"_tod_synthetic_s4_[0-9a-f]{6}$", run_dir), run_dir
-    assert re.search(r"_[0-9a-f]{6}$", OmegaConf.to_container(cfg.hydra.sweep, resolve=True)["dir"])
+    assert re.search(r"_[0-9a-f]{6}$", cfg.hydra.sweep.dir)
 
 
 # --------------------------------------------------------------------------- strategy yamls == registry
