@@ -229,13 +229,4 @@ def validate_command(arguments: list[str], config_dir: Path) -> list[str]:
     return [a for a in arguments if a in _FLAG_OPTIONS] + overrides
 
 
-def one_line_for_hydra_error(error: Exception) -> str | None:
-    """A one-line version of a Hydra composition error, or None if we do not know it."""
-    text = str(error).strip()
-    if not text:
-        return None
-    first = text.splitlines()[0]
-    return first[:250]
-
-
-__all__ = ["UsageError", "ConfigError", "validate_command", "one_line_for_hydra_error"]
+__all__ = ["UsageError", "ConfigError", "validate_command"]
