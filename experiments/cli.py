@@ -6,6 +6,7 @@
     alsweep leaderboard --experiment demo                   compare the tracked runs
     alsweep strategies [--json]                             list the registry (also: datasets, models)
     alsweep report --experiment demo                        the comparison as HTML/Markdown/PNGs
+    alsweep runs --reap                                     mark RUNNING runs whose process died KILLED
 
 Everything but ``leaderboard`` and the listings goes to Hydra. Config-group choices that do
 not exist (``strategy=bals``) are caught before Hydra starts, so the user gets
@@ -16,16 +17,21 @@ validating the composed config inside a job.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import logging
+import os
 import re
 import sys
+import uuid
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from experiments.errors import USER_ERRORS
+from experiments.signals import RunInterrupted, install, stop_file
+from experiments.validate import UsageError, validate_command
 from strategies import UnknownNameError
 
 log = logging.getLogger("alsweep")
@@ -47,6 +53,22 @@ CONFIG_DIR = find_config_dir()
 #: Config groups whose options are the yaml files in conf/<group>/.
 CHECKED_GROUPS = ("dataset", "model", "strategy", "loop", "trainer", "tracking", "experiment")
 _SWEEP_FUNCTION = re.compile(r"^(choice)\((.*)\)$")
+#: Words that start an ``alsweep`` command instead of a Hydra override.
+SUBCOMMANDS = ("leaderboard", "report", "runs", "strategies", "datasets", "models")
+#: Set by the launching process; a process that sees another pid here is a sweep's worker.
+LAUNCHER_PID_ENV = "ALSWEEP_LAUNCHER_PID"
+LAUNCH_ID_ENV = "ALSWEEP_LAUNCH_ID"
+
+
+def launch_id() -> str:
+    """A short id of this launch, shared by its worker processes (they inherit the environment)."""
+    if LAUNCH_ID_ENV not in os.environ:
+        os.environ[LAUNCH_ID_ENV] = uuid.uuid4().hex[:6]
+    return os.environ[LAUNCH_ID_ENV]
+
+
+# used in hydra.run.dir and hydra.sweep.dir: two identical commands in the same second get two folders
+OmegaConf.register_new_resolver("alsweep_uid", launch_id, replace=True)
 
 
 def group_options(group: str) -> list[str]:
@@ -90,29 +112,147 @@ def hydra_main(cfg: DictConfig) -> float:
         # one line, not a traceback: the message names the key and what to do
         print(f"alsweep: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except (OSError, RuntimeError) as error:
+        if not _is_disk_error(error):
+            raise
+        print(
+            "alsweep: error: a write failed (disk full or read-only: "
+            f"{getattr(error, 'strerror', None) or 'file write failed'}); the run is marked FAILED with its "
+            "completed rounds; free space and rerun the same command to resume it", file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    except RunInterrupted as interrupted:
+        print(
+            f"alsweep: interrupted by {interrupted}: completed rounds are logged and the run is marked KILLED; "
+            "rerun the same command to resume it", file=sys.stderr,
+        )
+        if os.environ.get(LAUNCHER_PID_ENV) not in (None, str(os.getpid())):
+            # a sweep's worker: leave at once, so that the launcher sees it gone and stops the sweep
+            sys.stderr.flush()
+            os._exit(interrupted.exit_code)
+        raise SystemExit(interrupted.exit_code) from None
+
+
+def _is_disk_error(error: BaseException) -> bool:
+    """A full or read-only disk: an OSError with that errno, or torch's writer reporting a failed write."""
+    import errno
+
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+    return any(text in str(error) for text in ("file write failed", "No space left", "iostream error"))
+
+
+def check_subcommand(arguments: list[str]) -> None:
+    """A first word that is neither an override nor an option must be a subcommand."""
+    if not arguments:
+        return
+    first = arguments[0]
+    if first.startswith("-") or "=" in first or first in SUBCOMMANDS:
+        return
+    closest = difflib.get_close_matches(first, SUBCOMMANDS, n=1)
+    hint = f" (did you mean '{closest[0]}'?)" if closest else ""
+    raise UsageError(
+        f"unknown subcommand '{first}'{hint}; valid: {', '.join(SUBCOMMANDS)}, or overrides such as strategy=bald"
+    )
+
+
+def check_leaderboard_arguments(arguments: list[str]) -> None:
+    """The leaderboard's mistakes as one line: a bad or dead store, an output path that is a file, no sweep."""
+    import argparse
+
+    from experiments.tracking import TrackingSettings, import_mlflow, probe_store, resolve_tracking_uri
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--tracking-uri", default=TrackingSettings.uri)
+    parser.add_argument("--experiment", default=TrackingSettings.experiment)
+    parser.add_argument("--sweep", default=None)
+    parser.add_argument("--output-dir", default=None)
+    known, _ = parser.parse_known_args(arguments)
+    uri = resolve_tracking_uri(known.tracking_uri, Path.cwd())
+    probe_store(uri)
+    if known.output_dir is not None and Path(known.output_dir).exists() and not Path(known.output_dir).is_dir():
+        raise UsageError(f"--output-dir must be a directory; got '{known.output_dir}', an existing file")
+    if known.sweep == "latest":
+        from experiments.leaderboard import latest_sweep_dir
+        from experiments.tracking import sqlite_path
+
+        path = sqlite_path(uri)
+        if path is not None and not path.exists():
+            raise UsageError(f"--tracking-uri: no MLflow store at '{path.name}' here; run a sweep first or give --tracking-uri")
+        import_mlflow()
+        if latest_sweep_dir(uri, known.experiment) is None:
+            raise UsageError(
+                f"--sweep latest: experiment '{known.experiment}' has no run from a sweep (-m); "
+                "omit --sweep to rank all its runs, or give --sweep DIR"
+            )
+
+
+def read_results(command: str, arguments: list[str]) -> int:
+    """``leaderboard`` or ``report``: both read a store and write files; their mistakes are one line."""
+    if command == "report":
+        from experiments.report import main as command_main
+    else:
+        from experiments.leaderboard import main as command_main
+
+    try:
+        check_leaderboard_arguments(arguments)
+        return command_main(arguments)
+    except (*USER_ERRORS, UsageError) as error:
+        print(f"alsweep: error: {_short(str(error))}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"alsweep: error: {command}: cannot write {error.filename or ''}: {error.strerror}", file=sys.stderr)
+        return 2
+
+
+def _short(message: str, limit: int = 280) -> str:
+    """One line under 300 characters: absolute paths in a message are what makes it long."""
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 def main(argv: list[str] | None = None) -> int | None:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments and arguments[0] == "leaderboard":
-        from experiments.leaderboard import main as leaderboard_main
+    if arguments and arguments[0] in ("leaderboard", "report"):
+        return read_results(arguments[0], arguments[1:])
+    if arguments and arguments[0] == "runs":
+        from experiments.runs_command import main as runs_main
 
-        return leaderboard_main(arguments[1:])
+        return runs_main(arguments[1:])
     if arguments and arguments[0] in ("strategies", "datasets", "models"):
         from experiments.listings import main as listing_main
 
         return listing_main(arguments)
-    if arguments and arguments[0] == "report":
-        from experiments.report import main as report_main
-
-        return report_main(arguments[1:])
     try:
+        check_subcommand(arguments)
         check_group_overrides(arguments)
-    except UnknownNameError as error:
-        print(f"alsweep: error: {error}", file=sys.stderr)
+        # every job of the command, before Hydra creates a folder or the callback a database
+        arguments = validate_command(arguments, CONFIG_DIR)
+    except (*USER_ERRORS, UsageError) as error:
+        print(f"alsweep: error: {_short(str(error))}", file=sys.stderr)
         return 2
+    except Exception as error:  # noqa: BLE001 - Hydra's composition errors: first line only
+        if type(error).__module__.split(".")[0] not in ("hydra", "omegaconf"):
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"alsweep: error: {_short(first)}", file=sys.stderr)
+        return 2
+    # a log file on a full disk must not print a traceback per record: the run reports the failure once
+    logging.raiseExceptions = False
+    os.environ[LAUNCHER_PID_ENV] = str(os.getpid())
+    launch_id()
+    # the launcher forwards SIGTERM/SIGINT to its workers and waits for them to mark their runs KILLED
+    install(forward=True)
     sys.argv = [sys.argv[0], *arguments]
-    hydra_main()
+    try:
+        hydra_main()
+    except RunInterrupted as interrupted:
+        stop_file(os.getpid()).unlink(missing_ok=True)
+        print(
+            f"alsweep: sweep interrupted by {interrupted}: in-flight runs are marked KILLED; "
+            "rerun the same command to resume them and run the jobs that did not start", file=sys.stderr,
+        )
+        return interrupted.exit_code
     return 0
 
 

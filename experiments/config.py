@@ -29,8 +29,9 @@ from experiments.training import LR_SCHEDULES, OPTIMIZERS, TrainerSettings
 from strategies import StrategySpec, UnknownNameError, get_strategy
 
 DEVICES = ("auto", "cpu", "cuda")
+RESUME_MODES = ("auto", "never", "must")
 #: Config keys that do not change what a run computes: left out of the workflow id.
-NON_WORKFLOW_KEYS = ("seed", "tracking", "hydra")
+NON_WORKFLOW_KEYS = ("seed", "tracking", "hydra", "resume")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class ExperimentSettings:
     trainer: TrainerSettings
     inference: InferenceSettings
     tracking: TrackingSettings
+    resume: str = "auto"
 
 
 def _is_int(value: Any) -> bool:
@@ -163,7 +165,48 @@ def parse_strategy(values: dict) -> tuple[StrategySpec, dict]:
         raise ConfigError(f"strategy.params must be a mapping; got {params!r}")
     params = dict(params)
     spec.check_params(params)
+    check_param_types(spec, params)
     return spec, params
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if _is_int(value):
+        return "an integer"
+    if isinstance(value, numbers.Real):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__
+
+
+def check_param_types(spec: StrategySpec, params: Mapping[str, Any]) -> None:
+    """Each given parameter must have the type of the strategy's default for it, checked before any training.
+
+    An int is accepted where the default is a float; a None default accepts anything.
+    """
+    for name, value in params.items():
+        default = spec.defaults.get(name)
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif _is_int(default):
+            ok = _is_int(value)
+        elif isinstance(default, numbers.Real):
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, (list, tuple))
+        else:
+            ok = True
+        if not ok:
+            raise ConfigError(
+                f"strategy.params.{name} must be {_type_name(default)} (default {default!r}) for strategy "
+                f"'{spec.name}'; got {value!r}"
+            )
 
 
 def parse_settings(cfg: DictConfig | Mapping) -> ExperimentSettings:
@@ -171,7 +214,9 @@ def parse_settings(cfg: DictConfig | Mapping) -> ExperimentSettings:
     if isinstance(cfg, DictConfig):
         cfg = resolved_container(cfg)
     cfg = {key: value for key, value in cfg.items() if key != "hydra"}
-    top_level = ("seed", "device", "threads", "dataset", "model", "strategy", "loop", "trainer", "inference", "tracking")
+    top_level = (
+        "seed", "device", "threads", "resume", "dataset", "model", "strategy", "loop", "trainer", "inference", "tracking",
+    )
     unknown = sorted(set(cfg) - set(top_level))
     if unknown:
         raise ConfigError(f"unknown top-level key '{unknown[0]}'; allowed: {', '.join(top_level)}")
@@ -199,8 +244,19 @@ def parse_settings(cfg: DictConfig | Mapping) -> ExperimentSettings:
         loop=parse_loop(_section(cfg, "loop", _field_names(LoopSettings))),
         trainer=parse_trainer(_section(cfg, "trainer", _field_names(TrainerSettings))),
         inference=parse_inference(_section(cfg, "inference", _field_names(InferenceSettings))),
-        tracking=TrackingSettings(**_section(cfg, "tracking", _field_names(TrackingSettings))),
+        tracking=parse_tracking(_section(cfg, "tracking", _field_names(TrackingSettings))),
+        resume=_check_choice("resume", cfg.get("resume", "auto"), RESUME_MODES),
     )
+
+
+def parse_tracking(values: dict) -> TrackingSettings:
+    tracking = TrackingSettings(**values)
+    _check_bool("tracking.enabled", tracking.enabled)
+    if not isinstance(tracking.experiment, str) or not tracking.experiment.strip():
+        raise ConfigError(f"tracking.experiment must be a non-empty experiment name, e.g. alsweep; got {tracking.experiment!r}")
+    if not isinstance(tracking.uri, str) or not tracking.uri.strip():
+        raise ConfigError(f"tracking.uri must be an MLflow store URI, e.g. sqlite:///mlflow.db; got {tracking.uri!r}")
+    return tracking
 
 
 def check_needs(settings: ExperimentSettings, supports_mc_dropout: bool) -> None:

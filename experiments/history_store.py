@@ -26,20 +26,59 @@ _ROUND_FILE = re.compile(r"^round_(\d{4,})\.pt$")
 
 
 def save_atomically(obj: object, path: Path) -> Path:
-    """``torch.save`` to a side file, then rename: a crash never leaves half a file at ``path``."""
-    partial = path.with_name(path.name + ".partial")
-    torch.save(obj, partial)
-    os.replace(partial, path)
-    return path
+    """``torch.save`` to a side file (fsynced), then rename: a crash never leaves half a file at ``path``.
+
+    Written through a Python file object, so a full disk raises OSError(ENOSPC), not torch's opaque stream error.
+    """
+    from experiments.round_state import save_durably
+
+    return save_durably(obj, path)
+
+
+class HistoryOwnerError(RuntimeError):
+    """A history directory already holds the round files of another run."""
 
 
 class HistoryStore:
-    """Append-only per-round prediction files under ``directory``."""
+    """Append-only per-round prediction files under ``directory``.
 
-    def __init__(self, directory: str | os.PathLike, num_classes: int):
+    With ``owner`` (a run id), the directory is claimed for that run in an
+    ``OWNER`` file; opening it for another run raises `HistoryOwnerError`, so a
+    history strategy can never read another run's rounds.
+    """
+
+    OWNER_FILE = "OWNER"
+
+    def __init__(self, directory: str | os.PathLike, num_classes: int, owner: str | None = None):
         self.directory = Path(directory)
         self.num_classes = num_classes
         self.directory.mkdir(parents=True, exist_ok=True)
+        if owner is not None:
+            self._claim(owner)
+
+    def _claim(self, owner: str) -> None:
+        owner_path = self.directory / self.OWNER_FILE
+        try:
+            # O_EXCL: of two runs racing for one directory, exactly one wins
+            descriptor = os.open(owner_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            recorded = owner_path.read_text().strip()
+            if recorded != owner:
+                raise HistoryOwnerError(
+                    f"history directory {self.directory} belongs to run {recorded}, not {owner}; "
+                    "give each run its own output directory"
+                ) from None
+            return
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(owner + "\n")
+        if self.round_files():
+            raise HistoryOwnerError(f"history directory {self.directory} holds round files of an unknown run")
+
+    def drop_rounds_from(self, round_index: int) -> None:
+        """Delete the files of rounds >= ``round_index`` (a resumed run redoes those rounds)."""
+        for path in self.round_files():
+            if int(_ROUND_FILE.match(path.name).group(1)) >= round_index:
+                path.unlink()
 
     def round_files(self) -> list[Path]:
         """Recorded rounds' files, in chronological order."""

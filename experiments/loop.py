@@ -3,9 +3,12 @@
 Each step is a plain function with typed inputs and outputs; `run_loop`
 composes them. A run with ``rounds = R`` trains and evaluates R + 1 models
 (after 0, 1, ..., R acquisitions), so its learning curve has R + 1 points;
-the last round only trains and evaluates. The round state (labelled indices,
-every round's selection, RNG states) is saved atomically at the end of each
-round, so an interrupted run can be resumed from it.
+the last round only trains and evaluates. At the end of each round the loop
+saves one `RoundState` (labelled ids, every round's selection and metrics,
+every generator's state, the strategy's and the history's state, warm-start
+weights); `run_loop(run, resume=state)` continues from it and gives the same
+selections and metrics, bit for bit on a CPU, as a run that was never
+interrupted.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from pathlib import Path
 import torch
 
 from experiments.datasets import ALDataset
-from experiments.history_store import HistoryStore, HistoryTracker, save_atomically
+from experiments.history_store import HistoryStore, HistoryTracker
 from experiments.inference import InferenceSettings, infer_pool
 from experiments.models import ALModel
+from experiments.round_state import STATE_FILE, RoundState
+from experiments.signals import raise_if_interrupted
 from experiments.training import TrainerSettings, evaluate, train_model
 from strategies import PoolView, Selection, StrategySpec
 
@@ -106,6 +111,10 @@ class ActiveLearningRun:
     seed: int
     workdir: Path
     device: torch.device
+    config_hash: str = ""
+    config: dict = field(default_factory=dict)
+    run_uid: str = ""
+    mlflow_run_id: str | None = None
 
 
 def derive_seed(seed: int, purpose: str) -> int:
@@ -228,33 +237,89 @@ def _peak_memory_mb(function: Callable, *args, device: torch.device, **kwargs):
     return result, max(peak - before, 0) / 1024
 
 
-def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | None = None) -> list[RoundResult]:
-    """Run all rounds; call ``on_round`` after each with its `RoundResult`."""
+def _result_from_state(metrics: dict, selected_ids: torch.Tensor | None) -> RoundResult:
+    """A completed round's `RoundResult`, rebuilt from what `RoundState.results` kept of it."""
+    return RoundResult(
+        round_index=int(metrics["round_index"]),
+        labelled_count=int(metrics["labelled_count"]),
+        pool_size=int(metrics["pool_size"]),
+        test_accuracy=metrics["test_accuracy"],
+        test_loss=metrics["test_loss"],
+        train_seconds=metrics["train_seconds"],
+        infer_seconds=metrics["infer_seconds"],
+        record_seconds=metrics["record_seconds"],
+        select_seconds=metrics["select_seconds"],
+        select_peak_memory_mb=metrics.get("select_peak_memory_mb", 0.0),
+        train_steps=int(metrics["train_steps"]),
+        selected_ids=selected_ids,
+    )
+
+
+def completed_results(state: RoundState) -> list[RoundResult]:
+    """The `RoundResult` of every round a state has completed, selections included."""
+    return [
+        _result_from_state(metrics, state.selections[i] if i < len(state.selections) else None)
+        for i, metrics in enumerate(state.results)
+    ]
+
+
+def run_loop(
+    run: ActiveLearningRun,
+    on_round: Callable[[RoundResult], None] | None = None,
+    resume: RoundState | None = None,
+) -> list[RoundResult]:
+    """Run all rounds (or, given ``resume``, the rounds after it); call ``on_round`` after each new one.
+
+    Returns the results of all rounds, the resumed ones included.
+    """
     data = run.dataset.to(run.device)
     settings = run.loop
-    initial_generator = derive_generator(run.seed, "initial")
     pool_generator = derive_generator(run.seed, "pool")
     train_generator = derive_generator(run.seed, "train")
     select_generator = derive_generator(run.seed, "select")
-
+    generators = {"pool": pool_generator, "train": train_generator, "select": select_generator}
     all_ids = torch.arange(data.train_size)
-    labelled_ids = initial_labelled_ids(data.train_y, settings.initial_size, settings.initial_selection, initial_generator)
-    fixed_candidates = None
-    if settings.pool_subset is not None and not settings.pool_subset_refresh:
-        fixed_candidates = draw_pool(all_ids[~torch.isin(all_ids, labelled_ids)], settings.pool_subset, pool_generator, None)
     needs = needed_inputs(run.strategy, settings)
-    history_store = HistoryStore(run.workdir / "history", data.num_classes) if settings.record_history else None
-    history_tracker = (  # the history statistics, updated one round at a time (never re-read)
-        HistoryTracker.for_strategy(run.strategy.name, run.strategy_params, history_store, run.device)
-        if history_store is not None else None
-    )
-    state_path = run.workdir / "round_state.pt"
-    selections: list[torch.Tensor] = []
-    results: list[RoundResult] = []
-    strategy_state: dict | None = None  # what a stateful strategy carries from round to round
     model = None
 
-    for round_index in range(settings.rounds + 1):
+    if resume is None:
+        initial_generator = derive_generator(run.seed, "initial")
+        labelled_ids = initial_labelled_ids(data.train_y, settings.initial_size, settings.initial_selection, initial_generator)
+        fixed_candidates = None
+        if settings.pool_subset is not None and not settings.pool_subset_refresh:
+            fixed_candidates = draw_pool(all_ids[~torch.isin(all_ids, labelled_ids)], settings.pool_subset, pool_generator, None)
+        state = RoundState(
+            next_round=0, labelled_ids=labelled_ids, config_hash=run.config_hash, run_uid=run.run_uid,
+            fixed_candidates=fixed_candidates, config=run.config,
+        )
+    else:
+        state = resume
+        labelled_ids, fixed_candidates = state.labelled_ids, state.fixed_candidates
+        for name, generator in generators.items():
+            generator.set_state(state.generators[name])
+        if settings.warm_start and state.model_weights is not None:
+            model = run.build_model()
+            model.load_state_dict(state.model_weights)
+            model = model.to(run.device)
+    state.mlflow_run_id = run.mlflow_run_id
+    results = completed_results(state)
+    if state.finished:
+        return results
+
+    history_store = history_tracker = None
+    if settings.record_history:
+        history_store = HistoryStore(run.workdir / "history", data.num_classes, owner=run.run_uid or None)
+        # a killed run may have recorded the round it did not finish; that round is redone
+        history_store.drop_rounds_from(state.next_round)
+        # the history statistics, updated one round at a time (never re-read), resumed with the run
+        history_tracker = HistoryTracker.for_strategy(run.strategy.name, run.strategy_params, history_store, run.device)
+        if state.history_state is not None:
+            history_tracker.load_state_dict(state.history_state)
+    state_path = run.workdir / STATE_FILE
+    strategy_state = state.strategy_state  # what a stateful strategy carries from round to round
+
+    for round_index in range(state.next_round, settings.rounds + 1):
+        raise_if_interrupted()  # a SIGTERM/SIGINT stops the run between rounds at the latest
         torch.manual_seed(derive_seed(run.seed, f"round-{round_index}"))  # init, dropout masks
         if model is None or not settings.warm_start:
             model = run.build_model().to(run.device)
@@ -263,6 +328,7 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
             train_model, model, data.train_x[device_labelled], data.train_y[device_labelled],
             run.trainer, train_generator, device=run.device,
         )
+        raise_if_interrupted()
         scores = evaluate(model, data.test_x, data.test_y, run.inference.batch_size)
 
         remaining_budget = (settings.budget - labelled_ids.shape[0]) if settings.budget is not None else settings.query_size
@@ -298,7 +364,6 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
             if history_store is not None:
                 history_store.save_selection(round_index, pool_ids, selection)  # for history_summary.png
             labelled_ids, selected_ids = label(labelled_ids, pool_ids, selection)
-            selections.append(selected_ids)
 
         result = RoundResult(
             round_index=round_index,
@@ -315,20 +380,21 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
             selected_ids=selected_ids,
         )
         results.append(result)
-        save_atomically({
-            "next_round": round_index + 1,
-            "labelled_ids": labelled_ids,
-            "selections": selections,
-            "fixed_candidates": fixed_candidates,
-            "strategy_state": strategy_state,
-            "history_state": history_tracker.state_dict() if history_tracker is not None else None,
-            "generators": {
-                "pool": pool_generator.get_state(),
-                "train": train_generator.get_state(),
-                "select": select_generator.get_state(),
-            },
-            "results": [dict(r.metrics(), round_index=r.round_index) for r in results],
-        }, state_path)
+        finished = round_index == settings.rounds or query_size <= 0
+        state = dataclasses.replace(
+            state,
+            next_round=round_index + 1,
+            finished=finished,
+            labelled_ids=labelled_ids,
+            selections=[*state.selections, selected_ids] if selected_ids is not None else state.selections,
+            results=[*state.results, dict(result.metrics(), round_index=round_index)],
+            generators={name: generator.get_state() for name, generator in generators.items()},
+            strategy_state=strategy_state,
+            history_state=history_tracker.state_dict() if history_tracker is not None else None,
+            model_weights={k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if settings.warm_start else None,
+        )
+        raise_if_interrupted()  # a round whose selection is done but not saved is redone on resume
+        state.save(state_path)
         log.info(
             "%s seed=%d round %d/%d: %d labelled, test acc %.4f, train %.1fs infer %.1fs select %.2fs",
             run.strategy.name, run.seed, round_index, settings.rounds, result.labelled_count,
@@ -336,7 +402,7 @@ def run_loop(run: ActiveLearningRun, on_round: Callable[[RoundResult], None] | N
         )
         if on_round is not None:
             on_round(result)
-        if round_index < settings.rounds and query_size <= 0:
+        if finished and round_index < settings.rounds:
             log.info("budget of %d labels reached after round %d", settings.budget, round_index)
             break
     return results

@@ -1,8 +1,19 @@
-"""One AL run from a composed config: validate, load, run the loop, track it in MLflow.
+"""One AL run from a composed config: validate, load, resume or start, run the loop, track it in MLflow.
 
 Everything that can be checked is checked before the MLflow run opens and
 before any training, so a bad config leaves nothing behind; a run that fails
-after that is marked FAILED, with the rounds it finished already logged.
+after that is marked FAILED (KILLED when a signal stopped it), with the rounds
+it finished already logged.
+
+Resume (``resume=auto``, the default): a run is identified by its config hash
+(`experiments.round_state.config_hash`). Before starting, the runner looks for
+a round state of the same config: first in its own output directory (a fixed
+``hydra.run.dir``, or a requeued submitit job), then, through the MLflow tag
+``config_hash``, in the output directory of the newest unfinished run of this
+experiment. It continues that run in that directory, under the same MLflow
+run id, and logs only the rounds MLflow is missing. A FINISHED run of the
+same config is not run again. ``resume=never`` always starts afresh;
+``resume=must`` fails unless there is a run to continue.
 """
 
 from __future__ import annotations
@@ -10,7 +21,11 @@ from __future__ import annotations
 import csv
 import functools
 import logging
+import re
+import shutil
 import subprocess
+import uuid
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -30,10 +45,13 @@ from experiments.config import (
 )
 from experiments.curves import learning_curve_area, plot_learning_curves
 from experiments.datasets import ALDataset, load_dataset
+from experiments.errors import ConfigError, DatasetFormatError
 from experiments.history_summary import write_history_summary
-from experiments.loop import ActiveLearningRun, RoundResult, run_loop
+from experiments.loop import ActiveLearningRun, RoundResult, completed_results, run_loop
 from experiments.models import build_model
-from experiments.tracking import NullTracker, RunTracker
+from experiments.round_state import STATE_FILE, RoundState, config_hash, first_difference, hashed_config
+from experiments.signals import interruptible, raise_if_interrupted
+from experiments.tracking import CONFIG_HASH_TAG, NullTracker, RunTracker, run_process_alive, system_tags
 from strategies.code_hash import kernels_code_hash
 from strategies.history import history_state_spec
 
@@ -95,6 +113,7 @@ def run_tags(settings: ExperimentSettings, dataset: ALDataset, container: dict, 
         "workflow_id": workflow_id(container),
         "alsweep_version": package_version(),
         "output_dir": str(context["output_dir"]),
+        CONFIG_HASH_TAG: config_hash(container),
     }
     for key in ("hydra_sweep_dir", "hydra_job_num"):
         if key in context:
@@ -103,6 +122,7 @@ def run_tags(settings: ExperimentSettings, dataset: ALDataset, container: dict, 
     if commit is not None:
         tags["git_commit"], dirty = commit
         tags["git_dirty"] = str(dirty).lower()
+    tags.update(system_tags("alsweep", tags.get("git_commit")))
     return tags
 
 
@@ -119,6 +139,43 @@ def _write_learning_curve(results: list[RoundResult], output_dir: Path, dataset:
         {dataset: {label: (counts, accuracy, np.zeros_like(accuracy))}}, output_dir / "learning_curve.png"
     )
     return [csv_path, png_path]
+
+
+def check_config(cfg: DictConfig, caches: dict | None = None) -> dict:
+    """Every check of a composed config that needs no training; returns the resolved container.
+
+    Loads the dataset (to check sizes) and builds the model once (to check the
+    strategy's needs against it); ``caches`` keeps both across the jobs of a
+    sweep, keyed by their config, so a sweep over seeds loads each dataset once.
+    """
+    caches = {} if caches is None else caches
+    container = resolved_container(cfg)
+    settings = parse_settings(container)
+    resolve_device(settings.device)
+    dataset_key = ("dataset", repr(sorted(container["dataset"].items())))
+    if dataset_key not in caches:
+        try:
+            caches[dataset_key] = load_dataset(
+                settings.dataset.name, root=settings.dataset.root, download=settings.dataset.download,
+                **settings.dataset.options,
+            )
+        except DatasetFormatError as error:
+            # the folder is in dataset.root already; the file name and the reason are what helps
+            reason = re.sub(r"/(?:[^\s:/]+/)+([^\s:/]+)", r"\1", str(error))
+            raise DatasetFormatError(
+                f"dataset.root: dataset '{settings.dataset.name}' has a damaged file: {reason}; "
+                "replace the file, or delete it and set dataset.download=true"
+            ) from None
+    dataset = caches[dataset_key]
+    check_against_dataset(settings.loop, dataset.train_size)
+    model_key = ("model", dataset_key, repr(sorted(container["model"].items())))
+    if model_key not in caches:
+        caches[model_key] = build_model(
+            settings.model.name, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+            **settings.model.options,
+        ).supports_mc_dropout
+    check_needs(settings, caches[model_key])
+    return container
 
 
 def prepare(cfg: DictConfig) -> tuple[ExperimentSettings, ALDataset, dict, torch.device]:
@@ -141,8 +198,126 @@ def prepare(cfg: DictConfig) -> tuple[ExperimentSettings, ALDataset, dict, torch
     return settings, dataset, container, device
 
 
+@dataclass
+class ResumePlan:
+    """What `plan_resume` decided: continue ``state`` in ``output_dir``, start afresh, or skip a finished run."""
+
+    output_dir: Path
+    state: RoundState | None = None
+    finished_summary: dict[str, float] | None = None
+    #: an unfinished MLflow run of this config that was stopped before its first round: reused, not duplicated
+    empty_run_id: str | None = None
+
+
+def _clear_run_files(output_dir: Path) -> None:
+    """What a fresh start must not read from a previous run in the same directory."""
+    for name in (STATE_FILE, "selections.csv", "learning_curve.csv", "learning_curve.png"):
+        (output_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(output_dir / "history", ignore_errors=True)
+
+
+def _local_state(output_dir: Path, digest: str, hashed: dict, resume: str) -> RoundState | None:
+    path = output_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = RoundState.load(path)
+    except Exception as error:  # noqa: BLE001 - any unreadable state means the same
+        if resume == "never":
+            return None
+        raise ConfigError(
+            f"resume: {path.name} in the output directory cannot be read ({type(error).__name__}); "
+            "rerun with resume=never to start this run over"
+        ) from None
+    if state.config_hash != digest and resume != "never":
+        key = first_difference(state.config, hashed) or "<config>"
+        raise ConfigError(
+            f"resume: the run in this output directory has another config (first difference: '{key}'); "
+            "rerun with the same config to continue it, or resume=never to start it over"
+        )
+    return None if resume == "never" else state
+
+
+def plan_resume(output_dir: Path, container: dict, resume: str, tracker) -> ResumePlan:
+    """Find the run this config continues (see the module docstring); refuse a different config."""
+    digest, hashed = config_hash(container), hashed_config(container)
+    state = _local_state(output_dir, digest, hashed, resume)
+    if resume == "never":
+        _clear_run_files(output_dir)
+        return ResumePlan(output_dir)
+    if state is not None:
+        return ResumePlan(output_dir, state)
+    empty_run_id = None
+    for run in tracker.find_runs(digest):
+        if run.info.status == "FINISHED":
+            metrics = run.data.metrics
+            log.info("run %s of this config already FINISHED; not run again (resume=never reruns it)", run.info.run_id)
+            return ResumePlan(output_dir, finished_summary={
+                "final_test_accuracy": metrics.get("final_test_accuracy", float("nan")),
+                "learning_curve_area": metrics.get("learning_curve_area", float("nan")),
+            })
+        if run.info.status == "RUNNING":
+            alive = run_process_alive(run.data.tags)
+            if alive is None or alive:
+                continue  # in flight (here or on another host): another process owns it
+            tracker.mark_killed(run.info.run_id)  # a SIGKILLed run: the reaper's job, done on the way
+        candidate = Path(run.data.tags.get("output_dir", "")) / STATE_FILE
+        if not candidate.is_file() and empty_run_id is None:
+            empty_run_id = run.info.run_id
+        if candidate.is_file():
+            try:
+                found = RoundState.load(candidate)
+            except Exception:  # noqa: BLE001 - an unreadable state is not resumable; look further
+                continue
+            if found.config_hash == digest:
+                found.mlflow_run_id = found.mlflow_run_id or run.info.run_id
+                return ResumePlan(candidate.parent, found)
+    if resume == "must":
+        raise ConfigError(
+            f"resume=must, but no unfinished run with this config (hash {digest}) was found in this output "
+            "directory or the tracking store; use resume=auto to start one"
+        )
+    return ResumePlan(output_dir, empty_run_id=empty_run_id)
+
+
+def _write_selections(state: RoundState | None, path: Path) -> None:
+    """``selections.csv`` from the round state: the state is the one record of what was selected."""
+    lines = ["round_index,dataset_index\n"]
+    if state is not None:
+        for round_index, selected in enumerate(state.selections):
+            lines.extend(f"{round_index},{int(i)}\n" for i in selected.tolist())
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(lines))
+    partial.replace(path)
+
+
+def _finish_records(
+    output_dir: Path, results: list[RoundResult], selections_path: Path, tracker, dataset_name: str, run_name: str
+) -> None:
+    """Log and upload what the saved state holds, whatever stopped the run.
+
+    The state may hold a round a signal cut off between saving and logging it.
+    On a full disk writing the files fails too: that must not hide the error
+    that stopped the run, so it is only logged.
+    """
+    state_path = output_dir / STATE_FILE
+    try:
+        saved = RoundState.load(state_path) if state_path.is_file() else None
+        if saved is not None:
+            for result in completed_results(saved)[len(results):]:
+                results.append(result)
+                tracker.log_metrics(result.metrics(), step=result.round_index)
+        _write_selections(saved, selections_path)
+        tracker.log_artifact(selections_path)
+        if results:
+            for path in _write_learning_curve(results, output_dir, dataset_name, run_name):
+                tracker.log_artifact(path)
+    except (OSError, RuntimeError) as error:
+        log.warning("could not write the run's records in %s: %s", output_dir, error)
+
+
 def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: Path | None = None) -> dict[str, float]:
-    """Run one AL experiment; returns its final test accuracy and learning-curve area.
+    """Run (or resume) one AL experiment; returns its final test accuracy and learning-curve area.
 
     Args:
         cfg: the composed config (``conf/config.yaml`` and overrides).
@@ -153,21 +328,37 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
     context = hydra_context()
     output_dir = Path(output_dir or context.get("output_dir") or Path.cwd())
     launch_dir = Path(launch_dir or context.get("launch_dir") or Path.cwd())
+    tracker = RunTracker(settings.tracking, launch_dir) if settings.tracking.enabled else NullTracker()
+
+    raise_if_interrupted()  # a worker started while its launcher stops runs nothing
+    plan = plan_resume(output_dir, container, settings.resume, tracker)
+    if plan.finished_summary is not None:
+        return plan.finished_summary
+    output_dir = plan.output_dir
     context["output_dir"] = str(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-
-    tracker = RunTracker(settings.tracking, launch_dir) if settings.tracking.enabled else NullTracker()
+    state = plan.state
     run_name = f"{settings.strategy.name}-{dataset.name}-s{settings.seed}"
     tags = run_tags(settings, dataset, container, context)
     # cost columns of the leaderboard are labelled with it
     tags["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     results: list[RoundResult] = []
-    with tracker.run(run_name, tags, flatten_config(container)):
+    resume_run_id = state.mlflow_run_id if state is not None and settings.tracking.enabled else plan.empty_run_id
+    if state is not None:
+        log.info("%s: resuming at round %d in %s", run_name, state.next_round, output_dir)
+
+    with interruptible(), tracker.run(run_name, tags, flatten_config(container), resume_run_id=resume_run_id):
         config_path = output_dir / "config.yaml"
         config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(container)))
         tracker.log_artifact(config_path)
         selections_path = output_dir / "selections.csv"
-        selections_path.write_text("round_index,dataset_index\n")
+        _write_selections(state, selections_path)
+        if state is not None:
+            # the rounds a kill cut off between saving the state and logging them
+            for result in completed_results(state):
+                results.append(result)
+                if result.round_index not in tracker.logged_steps:
+                    tracker.log_metrics(result.metrics(), step=result.round_index)
 
         def on_round(result: RoundResult) -> None:
             results.append(result)
@@ -192,15 +383,18 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
                     seed=settings.seed,
                     workdir=output_dir,
                     device=device,
+                    config_hash=config_hash(container),
+                    config=hashed_config(container),
+                    run_uid=state.run_uid if state is not None else uuid.uuid4().hex,
+                    mlflow_run_id=tracker.run_id,
                 ),
                 on_round=on_round,
+                resume=state,
             )
         finally:
-            # what was selected before a crash is evidence too
-            tracker.log_artifact(selections_path)
-            if results:
-                for path in _write_learning_curve(results, output_dir, dataset.name, run_name):
-                    tracker.log_artifact(path)
+            # what was selected before a crash is evidence too; the saved state says exactly what it was,
+            # including a round a signal cut off between saving it and logging it
+            _finish_records(output_dir, results, selections_path, tracker, dataset.name, run_name)
         if settings.loop.record_history:
             history_png = write_history_summary(
                 output_dir / "history", output_dir / "history_summary.png", settings.strategy.name, seed=settings.seed

@@ -7,6 +7,7 @@ so that their start-up costs overlap."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -111,7 +112,7 @@ def test_a_valid_single_run(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
-    assert run_dir.name.endswith("_entropy_synthetic_s0")
+    assert re.search(r"_entropy_synthetic_s0_[0-9a-f]{6}$", run_dir.name), run_dir.name  # + the launch's uid
     for name in ("config.yaml", "selections.csv", "learning_curve.csv", "learning_curve.png", "alsweep.log"):
         assert (run_dir / name).is_file(), name
     assert not (tmp_path / "mlflow.db").exists()

@@ -5,6 +5,7 @@ values fail before any training with one line naming the key and the value."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -169,7 +170,9 @@ def test_run_dir_interpolates_strategy_dataset_and_seed(composer):
     # resolved inside the job, where hydra.job.num exists
     assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "${hydra.job.num}_${strategy.name}_s${seed}"
     run_dir = OmegaConf.to_container(cfg.hydra.run, resolve=True)["dir"]
-    assert run_dir.endswith("_tod_synthetic_s4")
+    # a per-launch id last, so that two identical commands in the same second get two folders
+    assert re.search(r"_tod_synthetic_s4_[0-9a-f]{6}$", run_dir), run_dir
+    assert re.search(r"_[0-9a-f]{6}$", cfg.hydra.sweep.dir)
 
 
 # --------------------------------------------------------------------------- strategy yamls == registry

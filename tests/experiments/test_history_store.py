@@ -132,8 +132,9 @@ def test_no_partial_file_is_left_behind(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["round_0000.pt"]
 
     # a crash while writing leaves the previous rounds intact and no round file for this one
-    def failing_save(obj, path):
-        open(path, "wb").write(b"partial")
+    def failing_save(obj, target):
+        handle = target if hasattr(target, "write") else open(target, "wb")  # noqa: SIM115
+        handle.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", failing_save)

@@ -212,7 +212,7 @@ def test_run_loop(dataset, tmp_path, strategy):
         assert set(result.metrics()) >= {"labelled_count", "test_accuracy", "train_seconds", "infer_seconds", "select_seconds"}
     assert results[-1].selected_ids is None and results[-1].pool_size == 0
 
-    state = torch.load(tmp_path / "round_state.pt", weights_only=False)
+    state = torch.load(tmp_path / "round_state.pt", weights_only=True)
     assert state["next_round"] == rounds + 1
     selections = state["selections"]
     assert len(selections) == rounds
@@ -254,7 +254,7 @@ def test_budget_caps_the_last_query(dataset, tmp_path):
     results = run_loop(make_run(dataset, tmp_path, "entropy", rounds=6, budget=45))
     assert [r.labelled_count for r in results] == [20, 30, 40, 45]
     assert [None if r.selected_ids is None else r.selected_ids.numel() for r in results] == [10, 10, 5, None]
-    state = torch.load(tmp_path / "round_state.pt", weights_only=False)
+    state = torch.load(tmp_path / "round_state.pt", weights_only=True)
     assert state["labelled_ids"].numel() == 45 and len(state["selections"]) == 3
 
 
@@ -281,7 +281,7 @@ def test_pool_subset_fixed_for_the_run(dataset, tmp_path):
         # the fixed candidates shrink by exactly what was labelled
         remaining = before[~torch.isin(before, result.selected_ids)]
         assert torch.equal(after, remaining)
-    state = torch.load(tmp_path / "round_state.pt", weights_only=False)
+    state = torch.load(tmp_path / "round_state.pt", weights_only=True)
     assert torch.equal(state["fixed_candidates"], history_ids[0])
 
 
@@ -424,7 +424,7 @@ def test_round_state_is_saved_before_on_round(dataset, tmp_path):
     states = []
 
     def on_round(result):
-        states.append(torch.load(tmp_path / "round_state.pt", weights_only=False)["next_round"])
+        states.append(torch.load(tmp_path / "round_state.pt", weights_only=True)["next_round"])
 
     run_loop(make_run(dataset, tmp_path, "random", rounds=2), on_round=on_round)
     assert states == [1, 2, 3]
