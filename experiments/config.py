@@ -26,6 +26,7 @@ from experiments.loop import INITIAL_SELECTIONS, LoopSettings
 from experiments.models import MODEL_NAMES
 from experiments.tracking import TrackingSettings
 from experiments.training import LR_SCHEDULES, OPTIMIZERS, TrainerSettings
+from kernels.backend import BACKENDS, cupy_or_none
 from strategies import StrategySpec, UnknownNameError, get_strategy
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -64,6 +65,7 @@ class ExperimentSettings:
     inference: InferenceSettings
     tracking: TrackingSettings
     resume: str = "auto"
+    kernels_backend: str = "auto"
 
 
 def _is_int(value: Any) -> bool:
@@ -216,6 +218,7 @@ def parse_settings(cfg: DictConfig | Mapping) -> ExperimentSettings:
     cfg = {key: value for key, value in cfg.items() if key != "hydra"}
     top_level = (
         "seed", "device", "threads", "resume", "dataset", "model", "strategy", "loop", "trainer", "inference", "tracking",
+        "kernels",
     )
     unknown = sorted(set(cfg) - set(top_level))
     if unknown:
@@ -246,7 +249,26 @@ def parse_settings(cfg: DictConfig | Mapping) -> ExperimentSettings:
         inference=parse_inference(_section(cfg, "inference", _field_names(InferenceSettings))),
         tracking=parse_tracking(_section(cfg, "tracking", _field_names(TrackingSettings))),
         resume=_check_choice("resume", cfg.get("resume", "auto"), RESUME_MODES),
+        kernels_backend=_check_choice("kernels.backend", _kernels_section(cfg).get("backend", "auto"), BACKENDS),
     )
+
+
+def _kernels_section(cfg: Mapping) -> dict:
+    """``kernels.*`` (optional: configs composed before it existed have none)."""
+    return _section(cfg, "kernels", ("backend",)) if "kernels" in cfg else {}
+
+
+def check_kernels_backend(settings: ExperimentSettings, device: torch.device) -> None:
+    """``kernels.backend=cupy`` must be able to run: CUDA tensors and CuPy with a GPU."""
+    if settings.kernels_backend != "cupy":
+        return
+    if device.type != "cuda":
+        raise ConfigError(f"kernels.backend=cupy needs device=cuda (CuPy kernels run on CUDA tensors); got device {device.type}")
+    if cupy_or_none() is None:
+        raise ConfigError(
+            "kernels.backend=cupy needs CuPy with a CUDA GPU; install the extra 'alsweep[gpu]' (cupy-cuda13x) "
+            "or use kernels.backend=auto"
+        )
 
 
 def parse_tracking(values: dict) -> TrackingSettings:

@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.config import (
     ExperimentSettings,
     check_against_dataset,
+    check_kernels_backend,
     check_needs,
     flatten_config,
     parse_settings,
@@ -52,6 +53,7 @@ from experiments.models import build_model
 from experiments.round_state import STATE_FILE, RoundState, config_hash, first_difference, hashed_config
 from experiments.signals import interruptible, raise_if_interrupted
 from experiments.tracking import CONFIG_HASH_TAG, NullTracker, RunTracker, run_process_alive, system_tags
+from kernels.backend import set_backend
 from strategies.code_hash import kernels_code_hash
 from strategies.history import history_state_spec
 
@@ -151,7 +153,8 @@ def check_config(cfg: DictConfig, caches: dict | None = None) -> dict:
     caches = {} if caches is None else caches
     container = resolved_container(cfg)
     settings = parse_settings(container)
-    resolve_device(settings.device)
+    check_kernels_backend(settings, resolve_device(settings.device))
+    history_state_spec(settings.strategy.name, settings.strategy_params, key_prefix="strategy.params.")
     dataset_key = ("dataset", repr(sorted(container["dataset"].items())))
     if dataset_key not in caches:
         try:
@@ -185,6 +188,8 @@ def prepare(cfg: DictConfig) -> tuple[ExperimentSettings, ALDataset, dict, torch
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)  # before the first tensor work: loading normalises on the CPU
     device = resolve_device(settings.device)
+    check_kernels_backend(settings, device)
+    set_backend(settings.kernels_backend)  # the kernels read it; strategies stay pure functions
     dataset = load_dataset(
         settings.dataset.name, root=settings.dataset.root, download=settings.dataset.download, **settings.dataset.options
     )

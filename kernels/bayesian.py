@@ -10,10 +10,21 @@ import math
 
 import torch
 
+from kernels import backend as kernel_backend
+from kernels import cupy_kernels
 from kernels.uncertainty import entropy_rows, rowwise
 
 #: log p is clamped here, so that p = 0 (log p = -inf) gives finite differences and 0 * finite = 0, not NaN.
 _LOG_FLOOR = -1e4
+
+
+def _fused(mc_log_probs_N_K_C: torch.Tensor, kernel: str, backend: str | None) -> bool:
+    """Whether this call runs the fused CuPy kernel (see `kernels.backend`): float32, C <= its limit."""
+    shape = mc_log_probs_N_K_C.shape
+    fusable = (
+        mc_log_probs_N_K_C.dtype == torch.float32 and len(shape) == 3 and shape[2] <= cupy_kernels.MAX_FUSED_CLASSES
+    )
+    return kernel_backend.resolve(kernel, mc_log_probs_N_K_C, backend, fusable=fusable) == "cupy"
 
 
 def _bald_rows(log_probs_n_K_C: torch.Tensor) -> torch.Tensor:
@@ -36,7 +47,7 @@ def _bald_rows(log_probs_n_K_C: torch.Tensor) -> torch.Tensor:
     return information_n.clamp_(min=0.0)
 
 
-def bald(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+def bald(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None, backend: str | None = None) -> torch.Tensor:
     """Mutual information I(y; w | x) = H(mean_k p_k) - mean_k H(p_k), in nats.
 
     Computed as mean_k KL(p_k ‖ mean_k p_k), which is the same number without the
@@ -48,6 +59,8 @@ def bald(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None) -> tor
     Returns:
         scores_N (float32), in [0, min(log C, log K)].
     """
+    if _fused(mc_log_probs_N_K_C, "bald", backend):
+        return cupy_kernels.mc_scores(mc_log_probs_N_K_C)[0]
     return rowwise(_bald_rows, mc_log_probs_N_K_C, chunk_size)
 
 
@@ -70,7 +83,7 @@ def _mean_std_rows(log_probs_n_K_C: torch.Tensor) -> torch.Tensor:
     return deviation.square_().mean(dim=1).sqrt_().mean(dim=1)
 
 
-def mean_std(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+def mean_std(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None, backend: str | None = None) -> torch.Tensor:
     """mean_c std_k p_kc: the class-averaged standard deviation of the K predictions.
 
     Population standard deviation (divide by K), as in Kampffmeyer et al. 2016,
@@ -81,6 +94,8 @@ def mean_std(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None) ->
     Returns:
         scores_N (float32), in [0, 0.5].
     """
+    if _fused(mc_log_probs_N_K_C, "mean_std", backend):
+        return cupy_kernels.mc_scores(mc_log_probs_N_K_C)[1]
     return rowwise(_mean_std_rows, mc_log_probs_N_K_C, chunk_size)
 
 
@@ -92,7 +107,7 @@ def _variation_ratio_rows(log_probs_n_K_C: torch.Tensor) -> torch.Tensor:
     return 1.0 - counts_n_C.amax(dim=1) / num_samples
 
 
-def variation_ratio(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+def variation_ratio(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = None, backend: str | None = None) -> torch.Tensor:
     """1 − (votes for the modal class) / K, where each of the K samples votes for its argmax.
 
     Freeman 1965, "Elementary Applied Statistics"; as an acquisition function over MC
@@ -102,4 +117,6 @@ def variation_ratio(mc_log_probs_N_K_C: torch.Tensor, chunk_size: int | None = N
     Returns:
         scores_N (float32), in [0, 1 − 1/C]; multiples of 1/K, so scores tie often.
     """
+    if _fused(mc_log_probs_N_K_C, "variation_ratio", backend):
+        return cupy_kernels.mc_scores(mc_log_probs_N_K_C)[2]
     return rowwise(_variation_ratio_rows, mc_log_probs_N_K_C, chunk_size)

@@ -22,6 +22,8 @@ import math
 
 import torch
 
+from kernels import backend as kernel_backend
+from kernels import cupy_kernels
 from kernels.chunking import CHUNK_ELEMENTS, chunk_slices
 
 #: Centres per [n, m] block of the initial distances.
@@ -160,6 +162,7 @@ def greedy_k_center(
     query_size: int,
     first_pick: int = 0,
     chunk_size: int | None = None,
+    backend: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick ``min(B, N)`` pool rows, each the farthest from the labelled set and the rows picked before it.
 
@@ -169,6 +172,8 @@ def greedy_k_center(
         query_size: B.
         first_pick: pool row taken first when L = 0 (every row is then equally far from the empty set).
         chunk_size: rows per block of the initial distances (None: the device's element budget).
+        backend: `kernels.backend` choice for the per-pick update (the fused CuPy kernel runs all
+            picks without a host sync; the initial distances are always torch).
     Returns:
         (indices_B int64 in pick order, scores_N float32): each pool row's squared distance to
         the labelled set before any pick; when L = 0, to the first pick (always finite).
@@ -191,6 +196,9 @@ def greedy_k_center(
         first = 1
     else:
         initial_N = min_squared_distances(emb_N_D, labelled_emb_L_D, chunk_size, origin_D=origin_D)
+    if kernel_backend.resolve("k_center_update", emb_N_D, backend) == "cupy":
+        picks_B = cupy_kernels.k_center_picks(emb_N_D, initial_N, num_picks, first_pick if first else None)
+        return picks_B, initial_N
     min_sq_dist_N = initial_N.clone()
     if first:
         min_sq_dist_N[first_pick] = -math.inf

@@ -13,10 +13,18 @@ from collections.abc import Callable
 
 import torch
 
+from kernels import backend as kernel_backend
+from kernels import cupy_kernels
 from kernels.chunking import chunk_slices, rows_per_chunk
 
 #: Probabilities are clamped here before taking logs, so p = 0 contributes 0 to H(p).
 LOG_CLAMP = 1e-12
+
+
+def _fused(probs_N_C: torch.Tensor, kernel: str, backend: str | None) -> bool:
+    """Whether this call runs the fused CuPy kernel (see `kernels.backend`); it takes float32 rows."""
+    fusable = probs_N_C.dtype == torch.float32 and probs_N_C.ndim == 2
+    return kernel_backend.resolve(kernel, probs_N_C, backend, fusable=fusable) == "cupy"
 
 
 def rowwise(
@@ -37,8 +45,10 @@ def entropy_rows(probs_n_C: torch.Tensor) -> torch.Tensor:
     return -(probs_n_C * probs_n_C.clamp(min=LOG_CLAMP).log()).sum(dim=-1)
 
 
-def entropy(probs_N_C: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+def entropy(probs_N_C: torch.Tensor, chunk_size: int | None = None, backend: str | None = None) -> torch.Tensor:
     """Predictive entropy H(p), in nats; in [0, log C]."""
+    if _fused(probs_N_C, "entropy", backend):
+        return cupy_kernels.uncertainty_scores(probs_N_C, "entropy")
     return rowwise(entropy_rows, probs_N_C, chunk_size)
 
 
@@ -47,8 +57,10 @@ def normalised_entropy(probs_N_C: torch.Tensor, chunk_size: int | None = None) -
     return entropy(probs_N_C, chunk_size) / math.log(probs_N_C.shape[1])
 
 
-def least_confidence(probs_N_C: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+def least_confidence(probs_N_C: torch.Tensor, chunk_size: int | None = None, backend: str | None = None) -> torch.Tensor:
     """1 - max_c p_c."""
+    if _fused(probs_N_C, "least_confidence", backend):
+        return cupy_kernels.uncertainty_scores(probs_N_C, "least_confidence")
     return rowwise(lambda p: 1.0 - p.amax(dim=1), probs_N_C, chunk_size)
 
 
@@ -59,8 +71,10 @@ def _top_two(probs_n_C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return first.squeeze(1), second
 
 
-def margin(probs_N_C: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+def margin(probs_N_C: torch.Tensor, chunk_size: int | None = None, backend: str | None = None) -> torch.Tensor:
     """-(p_(1) - p_(2)): the smaller the gap between the two top classes, the higher the score."""
+    if _fused(probs_N_C, "margin", backend):
+        return cupy_kernels.uncertainty_scores(probs_N_C, "margin")
 
     def negative_gap(p: torch.Tensor) -> torch.Tensor:
         first, second = _top_two(p)
@@ -69,8 +83,10 @@ def margin(probs_N_C: torch.Tensor, chunk_size: int | None = None) -> torch.Tens
     return rowwise(negative_gap, probs_N_C, chunk_size)
 
 
-def ratio(probs_N_C: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+def ratio(probs_N_C: torch.Tensor, chunk_size: int | None = None, backend: str | None = None) -> torch.Tensor:
     """p_(2) / p_(1), in [0, 1]."""
+    if _fused(probs_N_C, "ratio", backend):
+        return cupy_kernels.uncertainty_scores(probs_N_C, "ratio")
 
     def top_two_ratio(p: torch.Tensor) -> torch.Tensor:
         first, second = _top_two(p)

@@ -237,7 +237,8 @@ def _history_strategy(name: str, paper: str, version: str = "1.0"):
 # ---- the strategies ---------------------------------------------------------------------------
 
 
-@_history_strategy("tod", "Huang et al., ICCV 2021, Semi-Supervised Active Learning with Temporal Output Discrepancy")
+# 1.1: ties at the top-B boundary are broken at random among the tied samples only (selectors.topk)
+@_history_strategy("tod", "Huang et al., ICCV 2021, Semi-Supervised Active Learning with Temporal Output Discrepancy", "1.1")
 def tod(pool: PoolView, query_size: int, *, generator: torch.Generator) -> Selection:
     """Top-B of ½‖P_last − P_prev‖² between the two latest rounds that scored each sample."""
     return select_top(_scores("tod", pool, {}, None), query_size, generator)
@@ -250,7 +251,8 @@ def tod_cumulative(pool: PoolView, query_size: int, *, generator: torch.Generato
     return select_top(_scores("tod_cumulative", pool, params, window), query_size, generator)
 
 
-@_history_strategy("flip_rate", "Benkert et al. 2023 (switch events); prediction-change active learning")
+# 1.1: as tod
+@_history_strategy("flip_rate", "Benkert et al. 2023 (switch events); prediction-change active learning", "1.1")
 def flip_rate(
     pool: PoolView, query_size: int, *, generator: torch.Generator, prior_a: float = 1.0, prior_b: float = 1.0
 ) -> Selection:
