@@ -366,8 +366,9 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
                     tracker.log_metrics(result.metrics(), step=result.round_index)
 
         def on_round(result: RoundResult) -> None:
-            results.append(result)
             tracker.log_metrics(result.metrics(), step=result.round_index)
+            # only a logged round counts as logged: a signal inside log_metrics leaves it to _finish_records
+            results.append(result)
             if result.selected_ids is not None:
                 with selections_path.open("a") as handle:
                     handle.writelines(f"{result.round_index},{int(i)}\n" for i in result.selected_ids.tolist())

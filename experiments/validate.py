@@ -213,14 +213,15 @@ def validate_command(arguments: list[str], config_dir: Path) -> list[str]:
             if len(jobs) > MAX_JOBS_CHECKED:
                 jobs = jobs[:MAX_JOBS_CHECKED]
             groups_only = [o for o in jobs[0] if "/" in o.split("=")[0] or _is_group(config_dir, o.split("=")[0].lstrip("+~"))]
-            base = compose("config", overrides=[o for o in groups_only if not o.startswith("hydra")])
+            searchpath = [o for o in jobs[0] if o.startswith("hydra.searchpath")]  # plugins' config groups
+            base = compose("config", overrides=[o for o in groups_only if not o.startswith("hydra")] + searchpath)
             _check_keys_exist(base, [o for o in jobs[0] if not o.startswith(("hydra.", "hydra/"))], config_dir)
             caches: dict = {}
             checked_stores: set = set()
             launch_dir = Path.cwd()
             for job in jobs:
                 job_overrides = [o for o in job if not o.startswith(("hydra.", "hydra/"))]
-                cfg = compose("config", overrides=job_overrides)
+                cfg = compose("config", overrides=job_overrides + searchpath)
                 container = check_config(cfg, caches)
                 _check_launch_folder(container, launch_dir)
                 _check_tracking(container, launch_dir, checked_stores)

@@ -13,7 +13,8 @@ transitively, without a hand-kept list:
 4. follow what resolves to a function or class defined in a *tracked* package
    (``strategies``, ``kernels`` and the top-level package of the strategy
    itself, so an entry-point plugin is hashed with its own helpers), and record
-   simple constants (numbers, strings, tuples of them) by value;
+   simple constants (numbers, strings, tuples of them) by value; dicts, lists and tuples entry by entry
+   (so a table name -> kernel function is followed into every kernel it holds);
 5. hash the sorted (qualified name, normalised source) pairs with sha256.
 
 Sources are normalised to their AST without docstrings (a dump that is the same on Python 3.10-3.13), so
@@ -228,6 +229,11 @@ class _Walker:
         if _is_constant(value):
             # sorted: a frozenset's order follows the per-process string hash seed
             self.parts[label] = repr(sorted(value, key=repr)) if isinstance(value, frozenset) else repr(value)
+        elif isinstance(value, (dict, types.MappingProxyType, list, tuple)):
+            # a dispatch table (name -> kernel) reaches its functions by string at run time: follow every entry
+            items = sorted(value.items(), key=lambda item: repr(item[0])) if isinstance(value, (dict, types.MappingProxyType)) else enumerate(value)
+            for key, item in items:
+                self._record(f"{label}[{key!r}]", item)
         else:
             self.visit(value)
 

@@ -110,7 +110,7 @@ def test_wheel_installs_into_a_clean_venv_and_runs_the_smoke_experiment(tmp_path
     assert '"name": "bald"' in listing and '"origin": "builtin"' in listing
     # the old failure of a non-editable install: "unknown strategy 'bald'; valid: " with an empty list
     typo = subprocess.run([str(alsweep), "strategy=bals"], cwd=elsewhere, env=env, capture_output=True, text=True)
-    assert typo.returncode == 2 and "did you mean 'bald'?" in typo.stderr and "valid: bald, coreset" in typo.stderr
+    assert typo.returncode == 2 and "did you mean 'bald'?" in typo.stderr and "valid: badge, bald, batchbald" in typo.stderr  # a non-empty list: the wheel found the registry
 
     run = _run([str(alsweep), "experiment=smoke", "tracking=disabled"], cwd=elsewhere, env=env)
     assert "final accuracy" in run.stdout + run.stderr
