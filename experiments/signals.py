@@ -107,6 +107,8 @@ def forward_and_wait(signum: int, grace_seconds: float = WORKER_GRACE_SECONDS) -
 
 
 _pending: int | None = None
+#: While > 0 the handler only records a signal: the code in between must not be cut (see `deferred`).
+_deferring = 0
 
 
 def raise_if_interrupted() -> None:
@@ -134,7 +136,39 @@ class _Handler:
         _pending = signum
         if self.forward:
             forward_and_wait(signum)
+        if _deferring:
+            return  # `delivered` or `raise_if_interrupted` raises it once the critical section is done
         raise RunInterrupted(signum)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A signal inside the block is only recorded, not raised: for writes that must happen whole.
+
+    Opening an MLflow run and setting its final status are such writes: a
+    `RunInterrupted` raised after the database committed ``create_run`` but
+    before the call returned leaves a run nobody knows the id of, and one
+    raised inside ``set_terminated`` leaves the run RUNNING. Call
+    `raise_if_interrupted` after the block to act on a signal it held back.
+    """
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+
+
+@contextmanager
+def delivered() -> Iterator[None]:
+    """Inside a `deferred` block: raise signals at once again, starting with one that was held back."""
+    global _deferring
+    held, _deferring = _deferring, 0
+    try:
+        raise_if_interrupted()
+        yield
+    finally:
+        _deferring = held
 
 
 _default_unraisable_hook = sys.unraisablehook

@@ -116,9 +116,9 @@ def test_sigterm_to_a_joblib_sweep_kills_in_flight_runs_and_a_rerun_finishes_it(
     client, runs = _client_runs(tmp_path)
     statuses = sorted(r.info.status for r in runs)
     assert statuses.count("KILLED") >= 1, statuses
-    # known defect: now and then one in-flight run stays RUNNING (cause not found yet); the rerun
-    # below reaps it (its process is gone) and resumes it, which this test still checks
-    left_running = statuses.count("RUNNING")
+    # a signal while a run is opened or closed is held back until its status is written
+    # (tracking.RunTracker.run, signals.deferred; test_signals.py lands one exactly there)
+    assert "RUNNING" not in statuses, statuses
     assert len(runs) < 6, "jobs that had not started must not have run"
     killed = {r.data.tags["seed"]: r.info.run_id for r in runs if r.info.status == "KILLED"}
     finished_before = {r.info.run_id for r in runs if r.info.status == "FINISHED"}
@@ -136,8 +136,6 @@ def test_sigterm_to_a_joblib_sweep_kills_in_flight_runs_and_a_rerun_finishes_it(
         steps = sorted(m.step for m in client.get_metric_history(run_id, "test_accuracy"))
         assert steps == list(range(5))
     assert finished_before <= {r.info.run_id for r in runs}
-    if left_running:
-        pytest.xfail(f"{left_running} in-flight run(s) stayed RUNNING after SIGTERM to the launcher")
 
 
 @pytest.mark.xfail(reason="known defect: after USR1 the requeued submitit_local job leaves no result pickle "
