@@ -2,13 +2,17 @@
 
 The signal is sent to this process from inside the MLflow client call, after
 the database has done its work, which is where a launcher's forwarded SIGTERM
-left a run RUNNING now and then (test_sweeps_survive's joblib sweep).
+could leave a run RUNNING. The other cause of the RUNNING runs a SIGTERM to a
+joblib sweep's launcher left (test_sweeps_survive) was loky: once one worker
+exits, it SIGKILLs the others, so the launcher signals only workers inside a run.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -82,3 +86,36 @@ def test_sigterm_in_the_body_marks_the_run_killed(tracker, monkeypatch):
             os.kill(os.getpid(), signal.SIGTERM)
             raise AssertionError("the handler raises in the body")  # pragma: no cover
     assert _statuses(tracker) == ["KILLED"]
+
+
+def _child(code: str) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def test_the_launcher_signals_only_workers_inside_a_run_and_waits_for_them(tmp_path):
+    # a pool whose idle worker dies SIGKILLs the busy ones (loky): the idle one must not be signalled
+    done = tmp_path / "marked-killed"
+    idle = _child("import time; print('ready', flush=True); time.sleep(120)")
+    busy = _child(
+        "import signal, sys, time\n"
+        "def stop(signum, frame):\n"
+        "    time.sleep(0.5)  # marking the run KILLED takes a while\n"
+        f"    open({str(done)!r}, 'w').write('KILLED')\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    try:
+        assert signals._in_a_run(busy.pid) and not signals._in_a_run(idle.pid)
+        signals.forward_and_wait(signal.SIGTERM, grace_seconds=30)
+        assert done.read_text() == "KILLED", "the launcher returned before the worker finished its clean-up"
+        assert busy.wait(timeout=10) == 0
+        assert idle.poll() is None, "an idle worker was signalled"
+    finally:
+        signals.stop_file(os.getpid()).unlink(missing_ok=True)
+        for process in (idle, busy):
+            process.kill()
+            process.wait()
