@@ -2,7 +2,7 @@
 8 writers on one SQLite store (8 processes at once, and a joblib multirun of 8)
 lose nothing; SIGTERM to a joblib sweep's launcher marks its in-flight runs KILLED
 and a rerun finishes the sweep, skipping what FINISHED; two identical commands in
-the same second get two folders; a submitit_local job preempted with USR1 is
+the same second get two folders; a submitit_local job preempted with USR2 is
 requeued and resumes; a full disk (a tiny tmpfs, as root) ends the run FAILED
 with one line and a rerun after space is freed continues; a read-only working
 directory is one line."""
