@@ -126,10 +126,8 @@ def hydra_main(cfg: DictConfig) -> float:
             f"alsweep: interrupted by {interrupted}: completed rounds are logged and the run is marked KILLED; "
             "rerun the same command to resume it", file=sys.stderr,
         )
-        if os.environ.get(LAUNCHER_PID_ENV) not in (None, str(os.getpid())):
-            # a sweep's worker: leave at once, so that the launcher sees it gone and stops the sweep
-            sys.stderr.flush()
-            os._exit(interrupted.exit_code)
+        # a sweep's worker does not exit here: a pool worker that dies makes loky SIGKILL its siblings,
+        # which may still be marking their runs KILLED; the launcher waits for it to leave its run
         raise SystemExit(interrupted.exit_code) from None
 
 

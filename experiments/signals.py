@@ -7,10 +7,10 @@ write is one transaction; the round that was in progress is simply redone
 on resume. The tracker marks the run KILLED and uploads the selections while
 the exception unwinds.
 
-A sweep's launcher forwards the signal to its worker processes and waits for
-them to finish that clean-up before it stops itself, so that no worker is
-orphaned and no in-flight run stays RUNNING; jobs that never started are left
-for the rerun of the same command to pick up.
+A sweep's launcher forwards the signal to its workers that are inside a run and
+waits for them to finish that clean-up before it stops itself (the pool is then
+shut down), so that no in-flight run stays RUNNING; jobs that never started are
+left for the rerun of the same command to pick up.
 """
 
 from __future__ import annotations
@@ -83,17 +83,34 @@ def stop_file(launcher_pid: int | str) -> Path:
     return Path(tempfile.gettempdir()) / f"alsweep-stop-{launcher_pid}"
 
 
-def forward_and_wait(signum: int, grace_seconds: float = WORKER_GRACE_SECONDS) -> None:
-    """Send SIGTERM to every descendant process and wait (bounded) until they have exited.
+def _in_a_run(pid: int) -> bool:
+    """Whether the process catches SIGTERM, i.e. is inside `interruptible` (from /proc's SigCgt mask).
 
-    The pool's manager thread may start a replacement worker while we wait, so
-    the descendants are looked up again until none is left.
+    Idle pool workers, the pool's resource tracker and helpers keep the default action.
+    """
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
+def forward_and_wait(signum: int, grace_seconds: float = WORKER_GRACE_SECONDS) -> None:
+    """Send SIGTERM to every descendant that is inside a run and wait (bounded) until none is.
+
+    Only those: a loky pool whose worker dies takes itself for broken and
+    SIGKILLs all its other workers, including those still marking their run
+    KILLED, so idle workers are not signalled and an interrupted worker does
+    not exit (it returns from its job). The pool's manager thread may hand a
+    job to a worker while we wait; the stop file makes that job run nothing.
     """
     stop_file(os.getpid()).touch()
     deadline = time.monotonic() + grace_seconds
     signalled: set[int] = set()
     while time.monotonic() < deadline:
-        pids = [pid for pid in child_pids(os.getpid()) if _alive(pid) and _is_python(pid)]
+        pids = [pid for pid in child_pids(os.getpid()) if _alive(pid) and _is_python(pid) and _in_a_run(pid)]
         if not pids:
             return
         for pid in pids:
@@ -107,6 +124,8 @@ def forward_and_wait(signum: int, grace_seconds: float = WORKER_GRACE_SECONDS) -
 
 
 _pending: int | None = None
+#: While > 0 the handler only records a signal: the code in between must not be cut (see `deferred`).
+_deferring = 0
 
 
 def raise_if_interrupted() -> None:
@@ -134,7 +153,39 @@ class _Handler:
         _pending = signum
         if self.forward:
             forward_and_wait(signum)
+        if _deferring:
+            return  # `delivered` or `raise_if_interrupted` raises it once the critical section is done
         raise RunInterrupted(signum)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A signal inside the block is only recorded, not raised: for writes that must happen whole.
+
+    Opening an MLflow run and setting its final status are such writes: a
+    `RunInterrupted` raised after the database committed ``create_run`` but
+    before the call returned leaves a run nobody knows the id of, and one
+    raised inside ``set_terminated`` leaves the run RUNNING. Call
+    `raise_if_interrupted` after the block to act on a signal it held back.
+    """
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+
+
+@contextmanager
+def delivered() -> Iterator[None]:
+    """Inside a `deferred` block: raise signals at once again, starting with one that was held back."""
+    global _deferring
+    held, _deferring = _deferring, 0
+    try:
+        raise_if_interrupted()
+        yield
+    finally:
+        _deferring = held
 
 
 _default_unraisable_hook = sys.unraisablehook

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from experiments import signals
 from experiments.errors import ConfigError, TrackingError
 
 log = logging.getLogger(__name__)
@@ -333,30 +334,38 @@ class RunTracker:
     ) -> Iterator[RunTracker]:
         """Open the MLflow run, or reopen ``resume_run_id``; it ends FINISHED, FAILED if the body
         raises, KILLED when a signal (SIGINT, SIGTERM, a scheduler's exit) stops it."""
-        client = self.client
-        self.logged_steps = set()
-        if resume_run_id is not None and not self._run_exists(resume_run_id):
-            log.warning("MLflow run %s of the resumed state is not in this store; logging to a new run", resume_run_id)
-            resume_run_id = None
-        if resume_run_id is not None:
-            self.run_id = resume_run_id
-            _retry_when_locked(lambda: client.update_run(resume_run_id, status="RUNNING"))
-            self.set_tags(tags)  # the new host and pid, for the reaper
-            self.logged_steps = {m.step for m in client.get_metric_history(resume_run_id, "test_accuracy")}
-        else:
-            run = _retry_when_locked(lambda: client.create_run(self._experiment_id, run_name=run_name, tags=dict(tags)))
-            self.run_id = run.info.run_id
-        status = "FAILED"
-        try:
-            if resume_run_id is None or not client.get_run(resume_run_id).data.params:
-                self.log_params(params)
-            yield self
-            status = "FINISHED"
-        except (KeyboardInterrupt, SystemExit):
-            status = "KILLED"
-            raise
-        finally:
-            _retry_when_locked(lambda: client.set_terminated(self.run_id, status=status))
+        # Only the body can be interrupted: a signal while the run is being opened or closed is
+        # held back until its status is written, so that no run is ever left RUNNING by one.
+        with signals.deferred():
+            client = self.client
+            self.logged_steps = set()
+            if resume_run_id is not None and not self._run_exists(resume_run_id):
+                log.warning("MLflow run %s of the resumed state is not in this store; logging to a new run",
+                            resume_run_id)
+                resume_run_id = None
+            if resume_run_id is not None:
+                self.run_id = resume_run_id
+                _retry_when_locked(lambda: client.update_run(resume_run_id, status="RUNNING"))
+                self.set_tags(tags)  # the new host and pid, for the reaper
+                self.logged_steps = {m.step for m in client.get_metric_history(resume_run_id, "test_accuracy")}
+            else:
+                run = _retry_when_locked(
+                    lambda: client.create_run(self._experiment_id, run_name=run_name, tags=dict(tags))
+                )
+                self.run_id = run.info.run_id
+            status = "FAILED"
+            try:
+                with signals.delivered():
+                    if resume_run_id is None or not client.get_run(resume_run_id).data.params:
+                        self.log_params(params)
+                    yield self
+                status = "FINISHED"
+            except (KeyboardInterrupt, SystemExit):
+                status = "KILLED"
+                raise
+            finally:
+                _retry_when_locked(lambda: client.set_terminated(self.run_id, status=status))
+        signals.raise_if_interrupted()  # one that came while the run was being closed
 
     def log_params(self, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param

@@ -2,7 +2,7 @@
 8 writers on one SQLite store (8 processes at once, and a joblib multirun of 8)
 lose nothing; SIGTERM to a joblib sweep's launcher marks its in-flight runs KILLED
 and a rerun finishes the sweep, skipping what FINISHED; two identical commands in
-the same second get two folders; a submitit_local job preempted with USR1 is
+the same second get two folders; a submitit_local job preempted with USR2 is
 requeued and resumes; a full disk (a tiny tmpfs, as root) ends the run FAILED
 with one line and a rerun after space is freed continues; a read-only working
 directory is one line."""
@@ -116,9 +116,9 @@ def test_sigterm_to_a_joblib_sweep_kills_in_flight_runs_and_a_rerun_finishes_it(
     client, runs = _client_runs(tmp_path)
     statuses = sorted(r.info.status for r in runs)
     assert statuses.count("KILLED") >= 1, statuses
-    # known defect: now and then one in-flight run stays RUNNING (cause not found yet); the rerun
-    # below reaps it (its process is gone) and resumes it, which this test still checks
-    left_running = statuses.count("RUNNING")
+    # a signal while a run is opened or closed is held back until its status is written
+    # (tracking.RunTracker.run, signals.deferred; test_signals.py lands one exactly there)
+    assert "RUNNING" not in statuses, statuses
     assert len(runs) < 6, "jobs that had not started must not have run"
     killed = {r.data.tags["seed"]: r.info.run_id for r in runs if r.info.status == "KILLED"}
     finished_before = {r.info.run_id for r in runs if r.info.status == "FINISHED"}
@@ -136,21 +136,24 @@ def test_sigterm_to_a_joblib_sweep_kills_in_flight_runs_and_a_rerun_finishes_it(
         steps = sorted(m.step for m in client.get_metric_history(run_id, "test_accuracy"))
         assert steps == list(range(5))
     assert finished_before <= {r.info.run_id for r in runs}
-    if left_running:
-        pytest.xfail(f"{left_running} in-flight run(s) stayed RUNNING after SIGTERM to the launcher")
 
 
-@pytest.mark.xfail(reason="known defect: after USR1 the requeued submitit_local job leaves no result pickle "
-                   "(UncompletedJobError in the launcher); not solved in time", strict=False)
 def test_submitit_local_preemption_requeues_and_resumes(tmp_path):
-    arguments = ["-m", "experiment=smoke", "loop.rounds=4", "loop.query_size=10", "trainer.min_steps=10",
+    # rounds of a second or more, so that the signal lands while the job is still running
+    arguments = ["-m", "experiment=smoke", "loop.rounds=6", "loop.query_size=10", "trainer.min_steps=1500",
                  "trainer.epochs=1", "dataset.train_size=300", "dataset.test_size=100", "threads=1",
-                 "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"]
+                 "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=60"]
+    # (with timeout_min <= 10 submitit's guaranteed walltime is 0 and it reports every signal as a timeout)
+    import_mlflow()  # seconds on a busy machine: not between the round and the signal
     process = _alsweep(tmp_path, *arguments)
-    _wait(lambda: _states_with(tmp_path, 2) >= 1, 400, "a completed round in the submitit job")
+    _wait(lambda: _states_with(tmp_path, 1) >= 1, 400, "a completed round in the submitit job")
     client, (run,) = _client_runs(tmp_path)
     pid = int(run.data.tags["alsweep.pid"])
-    os.kill(pid, signal.SIGUSR1)  # what SLURM sends before preempting or timing out a job (submitit's signal)
+    # submitit's preemption signal (USR2 unless SUBMITIT_PREEMPT_SIGNAL says otherwise), which its local
+    # controller sends a task before its timeout and SLURM sends before preempting it (--signal)
+    from submitit.local.local import LocalJobEnvironment
+
+    os.kill(pid, LocalJobEnvironment._usr_sig())
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
     client, runs = _client_runs(tmp_path)
@@ -158,9 +161,10 @@ def test_submitit_local_preemption_requeues_and_resumes(tmp_path):
     (run,) = runs
     assert run.info.status == "FINISHED" and int(run.data.tags["alsweep.pid"]) != pid
     steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "test_accuracy"))
-    assert steps == list(range(5))
-    logs = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*_log.err"))
-    assert "preempted" in logs or "Requeued" in logs or "requeue" in logs.lower(), logs[-3000:]
+    assert steps == list(range(7))
+    logs = "".join(p.read_text(errors="replace") for p in sorted(tmp_path.rglob(".submitit/*/*_log.*")))
+    assert "this job is preempted" in logs and "Requeued job" in logs, logs[-3000:]
+    assert "resuming at round" in logs, "the requeued job continues from its round state, not from round 0"
 
 
 @pytest.fixture
