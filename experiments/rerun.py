@@ -1,6 +1,6 @@
-"""DRAFT of ``alsweep rerun``: run a tracked run again from its MLflow record and say whether it is the same.
+"""``alsweep rerun``: run a tracked run again from its MLflow record and say whether it is the same.
 
-    python -m experiments.rerun RUN_ID [--tracking-uri URI] [--allow-drift] [--output-dir DIR]
+    alsweep rerun RUN_ID [--tracking-uri URI] [--allow-drift] [--output-dir DIR]
 
 1. Fetch the run's tags and its ``config.yaml`` artifact (the resolved config).
 2. Report each drift between the record and this machine in one line:
@@ -8,21 +8,15 @@
    data), ``strategy_version``, ``strategy_code_hash``, ``kernels_code_hash``
    (against the local registry) and ``alsweep_version``.
 3. Refuse (exit 3) on a code or data drift unless ``--allow-drift``.
-4. Run the config again as a new MLflow run tagged ``rerun_of=RUN_ID``.
+4. Run the config again as a NEW MLflow run tagged ``rerun_of=RUN_ID``:
+   ``resume=never``, since resume=auto would find the FINISHED original by
+   its config hash and skip the run.
 5. Print whether the selections and the per-round metrics equal the original's
    (exit 0 if they do, 1 if not).
 
 The config is run directly from the artifact, never through
 ``--config-dir DIR --config-name config``, which would silently compose the
 package's own config.yaml first.
-
-What this draft needs from the runner (issue 8 owns it; it uses only public
-functions until then):
-- ``run_experiment(cfg, ..., extra_tags={"rerun_of": RUN_ID})`` and the new
-  run's id in its result; meanwhile the new run is found by its unique
-  ``output_dir`` tag and tagged afterwards;
-- the Hydra overrides and, for ``git_dirty=true``, the diff logged as
-  artifacts: without them a dirty record can only be reported, not checked.
 """
 
 from __future__ import annotations
@@ -159,7 +153,7 @@ def compare(client: Any, original_id: str, new_id: str, original_selections: Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.rerun", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="alsweep rerun", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_id")
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store holding the run (default: ./mlflow.db)")
     parser.add_argument("--allow-drift", action="store_true", help="rerun even if the code or the data drifted")
@@ -176,13 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         record = client.get_run(args.run_id)
     except Exception as error:  # noqa: BLE001 - MlflowException and store errors alike
-        print(f"alsweep rerun: error: run '{args.run_id}' not found in {tracking_uri}: {error}", file=sys.stderr)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"alsweep: error: run '{args.run_id}' not found in {tracking_uri}: {first}", file=sys.stderr)
         return 2
     tags = record.data.tags
     with tempfile.TemporaryDirectory() as scratch:
-        config_path = Path(client.download_artifacts(args.run_id, "config.yaml", scratch))
+        try:
+            config_path = Path(client.download_artifacts(args.run_id, "config.yaml", scratch))
+            original_selections = Path(client.download_artifacts(args.run_id, "selections.csv", scratch))
+        except Exception as error:  # noqa: BLE001 - a missing artifact or an unreachable artifact store
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            print(f"alsweep: error: run '{args.run_id}' has no config.yaml/selections.csv artifact: {first}", file=sys.stderr)
+            return 2
         container = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
-        original_selections = Path(client.download_artifacts(args.run_id, "selections.csv", scratch))
 
         drifts = [*git_drifts(tags), *registry_drifts(tags, container), *data_drift(tags, container)]
         for drift in drifts:
@@ -191,21 +191,19 @@ def main(argv: list[str] | None = None) -> int:
             print("no drift: code, data and versions match the record")
         blocking = [d for d in drifts if d.kind in BLOCKING]
         if blocking and not args.allow_drift:
-            print(f"alsweep rerun: refused: {len(blocking)} code/data drift(s); pass --allow-drift to rerun anyway", file=sys.stderr)
+            print(f"alsweep: error: rerun refused: {len(blocking)} code/data drift(s); pass --allow-drift to rerun anyway", file=sys.stderr)
             return 3
 
         container["tracking"] = {**container["tracking"], "uri": tracking_uri, "enabled": True}
+        # a new run: resume=auto would find the FINISHED original by its config hash and run nothing
+        container["resume"] = "never"
         output_dir = (args.output_dir or Path("outputs") / "reruns" / f"{args.run_id}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-        run_experiment(OmegaConf.create(container), output_dir=output_dir, launch_dir=launch_dir)
-
-        new_runs = client.search_runs(
-            [record.info.experiment_id], filter_string=f"tags.output_dir = '{output_dir}'", order_by=["attributes.start_time DESC"]
+        opened: list[str | None] = []
+        run_experiment(
+            OmegaConf.create(container), output_dir=output_dir, launch_dir=launch_dir,
+            extra_tags={"rerun_of": args.run_id}, on_run_open=opened.append,
         )
-        if not new_runs:
-            print(f"alsweep rerun: error: the new run (output_dir {output_dir}) is not in {tracking_uri}", file=sys.stderr)
-            return 2
-        new_id = new_runs[0].info.run_id
-        client.set_tag(new_id, "rerun_of", args.run_id)
+        new_id = opened[0]
         differences = compare(client, args.run_id, new_id, original_selections, output_dir / "selections.csv")
     for line in differences:
         print(line)

@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -321,13 +322,23 @@ def _finish_records(
         log.warning("could not write the run's records in %s: %s", output_dir, error)
 
 
-def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: Path | None = None) -> dict[str, float]:
+def run_experiment(
+    cfg: DictConfig,
+    output_dir: Path | None = None,
+    launch_dir: Path | None = None,
+    *,
+    extra_tags: Mapping[str, str] | None = None,
+    on_run_open: Callable[[str | None], None] | None = None,
+) -> dict[str, float]:
     """Run (or resume) one AL experiment; returns its final test accuracy and learning-curve area.
 
     Args:
         cfg: the composed config (``conf/config.yaml`` and overrides).
         output_dir: where history, round state and artifacts go (default: Hydra's job dir, else cwd).
         launch_dir: base of relative tracking paths (default: Hydra's launch dir, else cwd).
+        extra_tags: MLflow tags added to the run's own (``rerun_of`` for ``alsweep rerun``).
+        on_run_open: called with the MLflow run id (None when tracking is off) once the run is open,
+            so a caller such as ``alsweep rerun`` knows its run without searching the store for it.
     """
     settings, dataset, container, device = prepare(cfg)
     context = hydra_context()
@@ -347,12 +358,15 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
     tags = run_tags(settings, dataset, container, context)
     # cost columns of the leaderboard are labelled with it
     tags["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    tags.update(extra_tags or {})
     results: list[RoundResult] = []
     resume_run_id = state.mlflow_run_id if state is not None and settings.tracking.enabled else plan.empty_run_id
     if state is not None:
         log.info("%s: resuming at round %d in %s", run_name, state.next_round, output_dir)
 
     with interruptible(), tracker.run(run_name, tags, flatten_config(container), resume_run_id=resume_run_id):
+        if on_run_open is not None:
+            on_run_open(tracker.run_id)
         config_path = output_dir / "config.yaml"
         config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(container)))
         tracker.log_artifact(config_path)
