@@ -70,7 +70,8 @@ def _git_code_changed(recorded_commit: str) -> bool | None:
     return {0: False, 1: True}.get(result.returncode)
 
 
-def git_drifts(tags: Mapping[str, str]) -> list[Drift]:
+def git_drifts(tags: Mapping[str, str], saved_diff: Path | None = None) -> list[Drift]:
+    """Commit and dirtiness of the record against this checkout; ``saved_diff``: the run's git_diff.patch, if logged."""
     from experiments.runner import git_commit
 
     local = git_commit()
@@ -90,10 +91,28 @@ def git_drifts(tags: Mapping[str, str]) -> list[Drift]:
         else:
             drifts.append(Drift("git_commit", recorded_commit, commit, "info", "no change under " + ", ".join(CODE_PATHS)))
     if recorded_dirty == "true":
-        drifts.append(Drift("git_dirty", "true", str(dirty).lower(), "info", "the recorded uncommitted changes were not saved"))
+        drifts.append(Drift("git_dirty", "true", str(dirty).lower(), "info", _dirty_note(saved_diff)))
     elif dirty:
         drifts.append(Drift("git_dirty", recorded_dirty or "-", "true", "info", "local uncommitted changes"))
     return drifts
+
+
+def _dirty_note(saved_diff: Path | None) -> str:
+    if saved_diff is None:
+        return "the recorded uncommitted changes were not saved"
+    text = saved_diff.read_text(errors="replace")
+    files = sum(1 for line in text.splitlines() if line.startswith("diff --git "))
+    return (
+        f"the run had uncommitted changes to {files} file(s), saved as its git_diff.patch artifact; "
+        "this rerun runs the local code: apply that patch to the recorded commit to rerun exactly them"
+    )
+
+
+def _optional_artifact(client: Any, run_id: str, name: str, scratch: str) -> Path | None:
+    """An artifact that runs from before it was logged lack: None for them."""
+    if name not in {artifact.path for artifact in client.list_artifacts(run_id)}:
+        return None
+    return Path(client.download_artifacts(run_id, name, scratch))
 
 
 def registry_drifts(tags: Mapping[str, str], container: Mapping[str, Any]) -> list[Drift]:
@@ -178,13 +197,21 @@ def main(argv: list[str] | None = None) -> int:
         try:
             config_path = Path(client.download_artifacts(args.run_id, "config.yaml", scratch))
             original_selections = Path(client.download_artifacts(args.run_id, "selections.csv", scratch))
+            overrides_path = _optional_artifact(client, args.run_id, "overrides.txt", scratch)
+            saved_diff = _optional_artifact(client, args.run_id, "git_diff.patch", scratch)
         except Exception as error:  # noqa: BLE001 - a missing artifact or an unreachable artifact store
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            print(f"alsweep: error: run '{args.run_id}' has no config.yaml/selections.csv artifact: {first}", file=sys.stderr)
+            print(f"alsweep: error: run '{args.run_id}' cannot fetch its config.yaml/selections.csv artifacts: {first}", file=sys.stderr)
             return 2
         container = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
+        # the resolved config is what runs; the overrides say how it was asked for, and go to the new run too
+        overrides = overrides_path.read_text().splitlines() if overrides_path is not None else []
+        if overrides_path is None:
+            print("recorded overrides: not logged (a run from before overrides.txt existed)")
+        else:
+            print(f"recorded overrides: {' '.join(overrides) or '(none)'}")
 
-        drifts = [*git_drifts(tags), *registry_drifts(tags, container), *data_drift(tags, container)]
+        drifts = [*git_drifts(tags, saved_diff), *registry_drifts(tags, container), *data_drift(tags, container)]
         for drift in drifts:
             print(drift.line())
         if not drifts:
@@ -201,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         opened: list[str | None] = []
         run_experiment(
             OmegaConf.create(container), output_dir=output_dir, launch_dir=launch_dir,
-            extra_tags={"rerun_of": args.run_id}, on_run_open=opened.append,
+            extra_tags={"rerun_of": args.run_id}, on_run_open=opened.append, overrides=overrides,
         )
         new_id = opened[0]
         differences = compare(client, args.run_id, new_id, original_selections, output_dir / "selections.csv")

@@ -25,7 +25,7 @@ import re
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -85,6 +85,39 @@ def git_commit() -> tuple[str, bool] | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return commit, bool(status)
+
+
+#: A bigger diff is cut here (with a note in the file): it goes to MLflow with every dirty run.
+GIT_DIFF_LIMIT_BYTES = 1 << 20
+
+
+def write_git_diff(path: Path, root: Path = REPO_ROOT, limit_bytes: int = GIT_DIFF_LIMIT_BYTES) -> bool:
+    """``git diff HEAD`` of the checkout at ``root`` into ``path``, cut at ``limit_bytes``; False outside a checkout.
+
+    Only tracked files: ``git_dirty`` counts those too, and untracked files may be data or outputs.
+    """
+    try:
+        diff = subprocess.run(
+            ["git", "-C", str(root), "diff", "HEAD", "--no-color", "--no-ext-diff"],
+            capture_output=True, timeout=30, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    if len(diff) > limit_bytes:
+        cut = diff[:limit_bytes].rsplit(b"\n", 1)[0] + b"\n"
+        note = f"# alsweep: diff cut at {limit_bytes} of {len(diff)} bytes; the rest was not saved\n".encode()
+        diff = cut + note
+    path.write_bytes(diff)
+    return True
+
+
+def hydra_overrides() -> list[str] | None:
+    """The overrides of the current Hydra job (``hydra.overrides.task``); None outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return list(HydraConfig.get().overrides.task)
 
 
 def hydra_context() -> dict[str, str]:
@@ -322,6 +355,22 @@ def _finish_records(
         log.warning("could not write the run's records in %s: %s", output_dir, error)
 
 
+def _log_provenance(output_dir: Path, tracker, overrides: Sequence[str] | None, tags: Mapping[str, str]) -> None:
+    """``overrides.txt`` (one override a line) and, for a dirty checkout, ``git_diff.patch``: what was run."""
+    overrides_path = output_dir / "overrides.txt"
+    overrides_path.write_text("".join(f"{line}\n" for line in overrides or ()))
+    tracker.log_artifact(overrides_path)
+    if "git_commit" not in tags:
+        log.info("not a git checkout (%s): no git_commit tag and no git_diff.patch", REPO_ROOT)
+    if tags.get("git_dirty") != "true":
+        return
+    diff_path = output_dir / "git_diff.patch"
+    if write_git_diff(diff_path):
+        tracker.log_artifact(diff_path)
+    else:
+        log.warning("git_dirty=true but `git diff HEAD` failed in %s: the uncommitted changes are not saved", REPO_ROOT)
+
+
 def run_experiment(
     cfg: DictConfig,
     output_dir: Path | None = None,
@@ -329,6 +378,7 @@ def run_experiment(
     *,
     extra_tags: Mapping[str, str] | None = None,
     on_run_open: Callable[[str | None], None] | None = None,
+    overrides: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Run (or resume) one AL experiment; returns its final test accuracy and learning-curve area.
 
@@ -339,6 +389,8 @@ def run_experiment(
         extra_tags: MLflow tags added to the run's own (``rerun_of`` for ``alsweep rerun``).
         on_run_open: called with the MLflow run id (None when tracking is off) once the run is open,
             so a caller such as ``alsweep rerun`` knows its run without searching the store for it.
+        overrides: the command-line overrides the config was composed with, logged as ``overrides.txt``
+            (default: the Hydra job's ``hydra.overrides.task``; none outside Hydra).
     """
     settings, dataset, container, device = prepare(cfg)
     context = hydra_context()
@@ -370,6 +422,7 @@ def run_experiment(
         config_path = output_dir / "config.yaml"
         config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(container)))
         tracker.log_artifact(config_path)
+        _log_provenance(output_dir, tracker, overrides if overrides is not None else hydra_overrides(), tags)
         selections_path = output_dir / "selections.csv"
         _write_selections(state, selections_path)
         if state is not None:

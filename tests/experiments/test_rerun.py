@@ -46,6 +46,18 @@ def test_a_smoke_run_reruns_identically_as_a_new_run(recorded):
     assert f"rerun {new.info.run_id}:" in result.stdout
     original_dir = Path(client.get_run(run_id).data.tags["output_dir"])
     assert (workspace / "again" / "selections.csv").read_text() == (original_dir / "selections.csv").read_text()
+    # Hydra's overrides were logged, and the rerun reports them and logs them again for the new run
+    recorded_overrides = (original_dir / "overrides.txt").read_text().splitlines()
+    assert recorded_overrides == [*FAST, "trainer.epochs=4"]
+    assert f"recorded overrides: {' '.join(recorded_overrides)}" in result.stdout
+    assert (workspace / "again" / "overrides.txt").read_text().splitlines() == recorded_overrides
+    dirty_lines = [line for line in result.stdout.splitlines() if line.startswith("drift [info] git_dirty: recorded true")]
+    if client.get_run(run_id).data.tags.get("git_dirty") == "true":
+        # the tests ran from a checkout with uncommitted changes: the diff was saved and the rerun says so in one line
+        assert len(dirty_lines) == 1 and "saved as its git_diff.patch artifact" in dirty_lines[0]
+        assert (original_dir / "git_diff.patch").read_text().startswith("diff --git ")
+    else:
+        assert dirty_lines == [] and not (original_dir / "git_diff.patch").exists()
 
 
 def test_code_and_data_drift_refuse_unless_allowed(recorded):
