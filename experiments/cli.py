@@ -7,6 +7,7 @@
     alsweep strategies [--json]                             list the registry (also: datasets, models)
     alsweep report --experiment demo                        the comparison as HTML/Markdown/PNGs
     alsweep runs --reap                                     mark RUNNING runs whose process died KILLED
+    alsweep rerun RUN_ID [--allow-drift]                    run a tracked run again, report drift and sameness
 
 Everything but ``leaderboard`` and the listings goes to Hydra. Config-group choices that do
 not exist (``strategy=bals``) are caught before Hydra starts, so the user gets
@@ -54,7 +55,7 @@ CONFIG_DIR = find_config_dir()
 CHECKED_GROUPS = ("dataset", "model", "strategy", "loop", "trainer", "tracking", "experiment")
 _SWEEP_FUNCTION = re.compile(r"^(choice)\((.*)\)$")
 #: Words that start an ``alsweep`` command instead of a Hydra override.
-SUBCOMMANDS = ("leaderboard", "report", "runs", "strategies", "datasets", "models")
+SUBCOMMANDS = ("leaderboard", "report", "runs", "rerun", "strategies", "datasets", "models")
 #: Set by the launching process; a process that sees another pid here is a sweep's worker.
 LAUNCHER_PID_ENV = "ALSWEEP_LAUNCHER_PID"
 LAUNCH_ID_ENV = "ALSWEEP_LAUNCH_ID"
@@ -203,6 +204,20 @@ def read_results(command: str, arguments: list[str]) -> int:
         return 2
 
 
+def rerun_command(arguments: list[str]) -> int:
+    """``rerun``: a config that no longer validates, or a failed write, is one line like a run's."""
+    from experiments.rerun import main as rerun_main
+
+    try:
+        return rerun_main(arguments)
+    except (*USER_ERRORS, UsageError) as error:
+        print(f"alsweep: error: {_short(str(error))}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"alsweep: error: rerun: cannot write {error.filename or ''}: {error.strerror}", file=sys.stderr)
+        return 2
+
+
 def _short(message: str, limit: int = 280) -> str:
     """One line under 300 characters: absolute paths in a message are what makes it long."""
     message = " ".join(message.split())
@@ -217,6 +232,8 @@ def main(argv: list[str] | None = None) -> int | None:
         from experiments.runs_command import main as runs_main
 
         return runs_main(arguments[1:])
+    if arguments and arguments[0] == "rerun":
+        return rerun_command(arguments[1:])
     if arguments and arguments[0] in ("strategies", "datasets", "models"):
         from experiments.listings import main as listing_main
 

@@ -1,6 +1,6 @@
-"""DRAFT of ``alsweep rerun``: run a tracked run again from its MLflow record and say whether it is the same.
+"""``alsweep rerun``: run a tracked run again from its MLflow record and say whether it is the same.
 
-    python -m experiments.rerun RUN_ID [--tracking-uri URI] [--allow-drift] [--output-dir DIR]
+    alsweep rerun RUN_ID [--tracking-uri URI] [--allow-drift] [--output-dir DIR]
 
 1. Fetch the run's tags and its ``config.yaml`` artifact (the resolved config).
 2. Report each drift between the record and this machine in one line:
@@ -8,21 +8,15 @@
    data), ``strategy_version``, ``strategy_code_hash``, ``kernels_code_hash``
    (against the local registry) and ``alsweep_version``.
 3. Refuse (exit 3) on a code or data drift unless ``--allow-drift``.
-4. Run the config again as a new MLflow run tagged ``rerun_of=RUN_ID``.
+4. Run the config again as a NEW MLflow run tagged ``rerun_of=RUN_ID``:
+   ``resume=never``, since resume=auto would find the FINISHED original by
+   its config hash and skip the run.
 5. Print whether the selections and the per-round metrics equal the original's
    (exit 0 if they do, 1 if not).
 
 The config is run directly from the artifact, never through
 ``--config-dir DIR --config-name config``, which would silently compose the
 package's own config.yaml first.
-
-What this draft needs from the runner (issue 8 owns it; it uses only public
-functions until then):
-- ``run_experiment(cfg, ..., extra_tags={"rerun_of": RUN_ID})`` and the new
-  run's id in its result; meanwhile the new run is found by its unique
-  ``output_dir`` tag and tagged afterwards;
-- the Hydra overrides and, for ``git_dirty=true``, the diff logged as
-  artifacts: without them a dirty record can only be reported, not checked.
 """
 
 from __future__ import annotations
@@ -76,7 +70,8 @@ def _git_code_changed(recorded_commit: str) -> bool | None:
     return {0: False, 1: True}.get(result.returncode)
 
 
-def git_drifts(tags: Mapping[str, str]) -> list[Drift]:
+def git_drifts(tags: Mapping[str, str], saved_diff: Path | None = None) -> list[Drift]:
+    """Commit and dirtiness of the record against this checkout; ``saved_diff``: the run's git_diff.patch, if logged."""
     from experiments.runner import git_commit
 
     local = git_commit()
@@ -96,10 +91,28 @@ def git_drifts(tags: Mapping[str, str]) -> list[Drift]:
         else:
             drifts.append(Drift("git_commit", recorded_commit, commit, "info", "no change under " + ", ".join(CODE_PATHS)))
     if recorded_dirty == "true":
-        drifts.append(Drift("git_dirty", "true", str(dirty).lower(), "info", "the recorded uncommitted changes were not saved"))
+        drifts.append(Drift("git_dirty", "true", str(dirty).lower(), "info", _dirty_note(saved_diff)))
     elif dirty:
         drifts.append(Drift("git_dirty", recorded_dirty or "-", "true", "info", "local uncommitted changes"))
     return drifts
+
+
+def _dirty_note(saved_diff: Path | None) -> str:
+    if saved_diff is None:
+        return "the recorded uncommitted changes were not saved"
+    text = saved_diff.read_text(errors="replace")
+    files = sum(1 for line in text.splitlines() if line.startswith("diff --git "))
+    return (
+        f"the run had uncommitted changes to {files} file(s), saved as its git_diff.patch artifact; "
+        "this rerun runs the local code: apply that patch to the recorded commit to rerun exactly them"
+    )
+
+
+def _optional_artifact(client: Any, run_id: str, name: str, scratch: str) -> Path | None:
+    """An artifact that runs from before it was logged lack: None for them."""
+    if name not in {artifact.path for artifact in client.list_artifacts(run_id)}:
+        return None
+    return Path(client.download_artifacts(run_id, name, scratch))
 
 
 def registry_drifts(tags: Mapping[str, str], container: Mapping[str, Any]) -> list[Drift]:
@@ -159,7 +172,7 @@ def compare(client: Any, original_id: str, new_id: str, original_selections: Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.rerun", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="alsweep rerun", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_id")
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store holding the run (default: ./mlflow.db)")
     parser.add_argument("--allow-drift", action="store_true", help="rerun even if the code or the data drifted")
@@ -176,36 +189,48 @@ def main(argv: list[str] | None = None) -> int:
     try:
         record = client.get_run(args.run_id)
     except Exception as error:  # noqa: BLE001 - MlflowException and store errors alike
-        print(f"alsweep rerun: error: run '{args.run_id}' not found in {tracking_uri}: {error}", file=sys.stderr)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"alsweep: error: run '{args.run_id}' not found in {tracking_uri}: {first}", file=sys.stderr)
         return 2
     tags = record.data.tags
     with tempfile.TemporaryDirectory() as scratch:
-        config_path = Path(client.download_artifacts(args.run_id, "config.yaml", scratch))
+        try:
+            config_path = Path(client.download_artifacts(args.run_id, "config.yaml", scratch))
+            original_selections = Path(client.download_artifacts(args.run_id, "selections.csv", scratch))
+            overrides_path = _optional_artifact(client, args.run_id, "overrides.txt", scratch)
+            saved_diff = _optional_artifact(client, args.run_id, "git_diff.patch", scratch)
+        except Exception as error:  # noqa: BLE001 - a missing artifact or an unreachable artifact store
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            print(f"alsweep: error: run '{args.run_id}' cannot fetch its config.yaml/selections.csv artifacts: {first}", file=sys.stderr)
+            return 2
         container = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
-        original_selections = Path(client.download_artifacts(args.run_id, "selections.csv", scratch))
+        # the resolved config is what runs; the overrides say how it was asked for, and go to the new run too
+        overrides = overrides_path.read_text().splitlines() if overrides_path is not None else []
+        if overrides_path is None:
+            print("recorded overrides: not logged (a run from before overrides.txt existed)")
+        else:
+            print(f"recorded overrides: {' '.join(overrides) or '(none)'}")
 
-        drifts = [*git_drifts(tags), *registry_drifts(tags, container), *data_drift(tags, container)]
+        drifts = [*git_drifts(tags, saved_diff), *registry_drifts(tags, container), *data_drift(tags, container)]
         for drift in drifts:
             print(drift.line())
         if not drifts:
             print("no drift: code, data and versions match the record")
         blocking = [d for d in drifts if d.kind in BLOCKING]
         if blocking and not args.allow_drift:
-            print(f"alsweep rerun: refused: {len(blocking)} code/data drift(s); pass --allow-drift to rerun anyway", file=sys.stderr)
+            print(f"alsweep: error: rerun refused: {len(blocking)} code/data drift(s); pass --allow-drift to rerun anyway", file=sys.stderr)
             return 3
 
         container["tracking"] = {**container["tracking"], "uri": tracking_uri, "enabled": True}
+        # a new run: resume=auto would find the FINISHED original by its config hash and run nothing
+        container["resume"] = "never"
         output_dir = (args.output_dir or Path("outputs") / "reruns" / f"{args.run_id}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-        run_experiment(OmegaConf.create(container), output_dir=output_dir, launch_dir=launch_dir)
-
-        new_runs = client.search_runs(
-            [record.info.experiment_id], filter_string=f"tags.output_dir = '{output_dir}'", order_by=["attributes.start_time DESC"]
+        opened: list[str | None] = []
+        run_experiment(
+            OmegaConf.create(container), output_dir=output_dir, launch_dir=launch_dir,
+            extra_tags={"rerun_of": args.run_id}, on_run_open=opened.append, overrides=overrides,
         )
-        if not new_runs:
-            print(f"alsweep rerun: error: the new run (output_dir {output_dir}) is not in {tracking_uri}", file=sys.stderr)
-            return 2
-        new_id = new_runs[0].info.run_id
-        client.set_tag(new_id, "rerun_of", args.run_id)
+        new_id = opened[0]
         differences = compare(client, args.run_id, new_id, original_selections, output_dir / "selections.csv")
     for line in differences:
         print(line)

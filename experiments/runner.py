@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -84,6 +85,39 @@ def git_commit() -> tuple[str, bool] | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return commit, bool(status)
+
+
+#: A bigger diff is cut here (with a note in the file): it goes to MLflow with every dirty run.
+GIT_DIFF_LIMIT_BYTES = 1 << 20
+
+
+def write_git_diff(path: Path, root: Path = REPO_ROOT, limit_bytes: int = GIT_DIFF_LIMIT_BYTES) -> bool:
+    """``git diff HEAD`` of the checkout at ``root`` into ``path``, cut at ``limit_bytes``; False outside a checkout.
+
+    Only tracked files: ``git_dirty`` counts those too, and untracked files may be data or outputs.
+    """
+    try:
+        diff = subprocess.run(
+            ["git", "-C", str(root), "diff", "HEAD", "--no-color", "--no-ext-diff"],
+            capture_output=True, timeout=30, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    if len(diff) > limit_bytes:
+        cut = diff[:limit_bytes].rsplit(b"\n", 1)[0] + b"\n"
+        note = f"# alsweep: diff cut at {limit_bytes} of {len(diff)} bytes; the rest was not saved\n".encode()
+        diff = cut + note
+    path.write_bytes(diff)
+    return True
+
+
+def hydra_overrides() -> list[str] | None:
+    """The overrides of the current Hydra job (``hydra.overrides.task``); None outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return list(HydraConfig.get().overrides.task)
 
 
 def hydra_context() -> dict[str, str]:
@@ -321,13 +355,42 @@ def _finish_records(
         log.warning("could not write the run's records in %s: %s", output_dir, error)
 
 
-def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: Path | None = None) -> dict[str, float]:
+def _log_provenance(output_dir: Path, tracker, overrides: Sequence[str] | None, tags: Mapping[str, str]) -> None:
+    """``overrides.txt`` (one override a line) and, for a dirty checkout, ``git_diff.patch``: what was run."""
+    overrides_path = output_dir / "overrides.txt"
+    overrides_path.write_text("".join(f"{line}\n" for line in overrides or ()))
+    tracker.log_artifact(overrides_path)
+    if "git_commit" not in tags:
+        log.info("not a git checkout (%s): no git_commit tag and no git_diff.patch", REPO_ROOT)
+    if tags.get("git_dirty") != "true":
+        return
+    diff_path = output_dir / "git_diff.patch"
+    if write_git_diff(diff_path):
+        tracker.log_artifact(diff_path)
+    else:
+        log.warning("git_dirty=true but `git diff HEAD` failed in %s: the uncommitted changes are not saved", REPO_ROOT)
+
+
+def run_experiment(
+    cfg: DictConfig,
+    output_dir: Path | None = None,
+    launch_dir: Path | None = None,
+    *,
+    extra_tags: Mapping[str, str] | None = None,
+    on_run_open: Callable[[str | None], None] | None = None,
+    overrides: Sequence[str] | None = None,
+) -> dict[str, float]:
     """Run (or resume) one AL experiment; returns its final test accuracy and learning-curve area.
 
     Args:
         cfg: the composed config (``conf/config.yaml`` and overrides).
         output_dir: where history, round state and artifacts go (default: Hydra's job dir, else cwd).
         launch_dir: base of relative tracking paths (default: Hydra's launch dir, else cwd).
+        extra_tags: MLflow tags added to the run's own (``rerun_of`` for ``alsweep rerun``).
+        on_run_open: called with the MLflow run id (None when tracking is off) once the run is open,
+            so a caller such as ``alsweep rerun`` knows its run without searching the store for it.
+        overrides: the command-line overrides the config was composed with, logged as ``overrides.txt``
+            (default: the Hydra job's ``hydra.overrides.task``; none outside Hydra).
     """
     settings, dataset, container, device = prepare(cfg)
     context = hydra_context()
@@ -347,15 +410,19 @@ def run_experiment(cfg: DictConfig, output_dir: Path | None = None, launch_dir: 
     tags = run_tags(settings, dataset, container, context)
     # cost columns of the leaderboard are labelled with it
     tags["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    tags.update(extra_tags or {})
     results: list[RoundResult] = []
     resume_run_id = state.mlflow_run_id if state is not None and settings.tracking.enabled else plan.empty_run_id
     if state is not None:
         log.info("%s: resuming at round %d in %s", run_name, state.next_round, output_dir)
 
     with interruptible(), tracker.run(run_name, tags, flatten_config(container), resume_run_id=resume_run_id):
+        if on_run_open is not None:
+            on_run_open(tracker.run_id)
         config_path = output_dir / "config.yaml"
         config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(container)))
         tracker.log_artifact(config_path)
+        _log_provenance(output_dir, tracker, overrides if overrides is not None else hydra_overrides(), tags)
         selections_path = output_dir / "selections.csv"
         _write_selections(state, selections_path)
         if state is not None:

@@ -35,16 +35,17 @@ class TrainerSettings:
     what a single step leaves behind.
     """
 
-    epochs: int = 10
-    min_steps: int = 0
+    # the recipe of conf/trainer/default.yaml (issue 7); tests/experiments/test_config_defaults.py keeps the two equal
+    epochs: int = 30
+    min_steps: int = 300
     batch_size: int = 64
-    optimizer: str = "adam"
+    optimizer: str = "adamw"
     lr: float = 1e-3
-    weight_decay: float = 0.0
+    weight_decay: float = 0.05
     momentum: float = 0.9
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    ema_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 30
+    ema_decay: float = 0.99
 
 
 @dataclass(frozen=True)

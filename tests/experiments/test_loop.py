@@ -28,7 +28,7 @@ from experiments.loop import (
     run_loop,
 )
 from experiments.models import build_model
-from experiments.training import TrainerSettings
+from tests.experiments.settings_helpers import plain_trainer
 from strategies import PoolView, Selection, get_strategy
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def make_run(dataset, workdir: Path, strategy: str = "entropy", seed: int = 0, *
         strategy=get_strategy(strategy),
         strategy_params={},
         loop=loop,
-        trainer=TrainerSettings(epochs=1, min_steps=5, batch_size=32),
+        trainer=plain_trainer(epochs=1, min_steps=5, batch_size=32),
         inference=InferenceSettings(batch_size=128, mc_samples=3),
         seed=seed,
         workdir=workdir,

@@ -127,7 +127,10 @@ def test_run_experiment_tracks_everything(composer, workspace, mlflow):
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     # history_summary.png: loop.record_history is on by default
-    assert artifacts == {"config.yaml", "selections.csv", "learning_curve.csv", "learning_curve.png", "history_summary.png"}
+    expected = {"config.yaml", "overrides.txt", "selections.csv", "learning_curve.csv", "learning_curve.png", "history_summary.png"}
+    # git_diff.patch exactly when the checkout the test runs from has uncommitted changes
+    assert artifacts == expected | ({"git_diff.patch"} if tags.get("git_dirty") == "true" else set())
+    assert _artifact_text(client, run.info.run_id, "overrides.txt", workspace) == ""  # composed outside a Hydra job
     selections = list(csv.DictReader(_artifact_text(client, run.info.run_id, "selections.csv", workspace).splitlines()))
     assert len(selections) == ROUNDS * QUERY
     assert sorted({int(row["round_index"]) for row in selections}) == list(range(ROUNDS))

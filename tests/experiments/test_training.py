@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from experiments.datasets import load_dataset
 from experiments.models import build_model
-from experiments.training import TrainerSettings, evaluate, num_train_steps, train_model
+from experiments.training import evaluate, num_train_steps, train_model
+from tests.experiments.settings_helpers import plain_trainer
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def _count_train_forwards(model) -> list[int]:
 
 
 def test_same_seeds_same_model(blobs):
-    settings = TrainerSettings(epochs=3, batch_size=16)
+    settings = plain_trainer(epochs=3, batch_size=16)
     trained = []
     for _ in range(2):
         model = _model(blobs, seed=0)
@@ -52,7 +53,7 @@ def test_training_does_not_touch_the_global_rng_for_shuffling(blobs):
 
     (Dropout masks do use the global RNG, so compare with dropout off.)
     """
-    settings = TrainerSettings(epochs=2, batch_size=8)
+    settings = plain_trainer(epochs=2, batch_size=8)
     params = []
     for global_seed in (0, 123):
         model = _model(blobs, seed=0, dropout=0.0)
@@ -76,7 +77,7 @@ def test_training_does_not_touch_the_global_rng_for_shuffling(blobs):
 )
 def test_number_of_steps(blobs, num_labelled, batch_size, epochs, min_steps):
     expected = max(epochs * math.ceil(num_labelled / batch_size), min_steps)
-    settings = TrainerSettings(epochs=epochs, min_steps=min_steps, batch_size=batch_size)
+    settings = plain_trainer(epochs=epochs, min_steps=min_steps, batch_size=batch_size)
     assert num_train_steps(num_labelled, settings) == expected
     model = _model(blobs)
     forwards = _count_train_forwards(model)
@@ -96,7 +97,7 @@ def test_each_epoch_visits_every_sample(blobs):
     seen = []
     model.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()) if module.training else None)
     x = blobs.train_x[:40]
-    train_model(model, x, blobs.train_y[:40], TrainerSettings(epochs=1, batch_size=8), torch.Generator().manual_seed(0))
+    train_model(model, x, blobs.train_y[:40], plain_trainer(epochs=1, batch_size=8), torch.Generator().manual_seed(0))
     rows = torch.cat(seen)
     assert rows.shape == x.shape
     # the same rows, shuffled
@@ -108,7 +109,7 @@ def test_loss_decreases_and_the_model_learns(blobs):
     model = _model(blobs)
     before = evaluate(model, blobs.test_x, blobs.test_y)
     result = train_model(
-        model, blobs.train_x, blobs.train_y, TrainerSettings(epochs=20, batch_size=32, lr=1e-2), torch.Generator().manual_seed(0)
+        model, blobs.train_x, blobs.train_y, plain_trainer(epochs=20, batch_size=32, lr=1e-2), torch.Generator().manual_seed(0)
     )
     after = evaluate(model, blobs.test_x, blobs.test_y)
     assert after.loss < 0.5 * before.loss
@@ -120,14 +121,14 @@ def test_loss_decreases_and_the_model_learns(blobs):
 def test_every_optimizer_trains(blobs, optimizer):
     model = _model(blobs)
     before = evaluate(model, blobs.train_x, blobs.train_y).loss
-    settings = TrainerSettings(epochs=10, batch_size=32, optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 1e-2)
+    settings = plain_trainer(epochs=10, batch_size=32, optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 1e-2)
     train_model(model, blobs.train_x, blobs.train_y, settings, torch.Generator().manual_seed(0))
     assert evaluate(model, blobs.train_x, blobs.train_y).loss < before
 
 
 def test_training_leaves_the_model_in_train_mode_and_evaluate_switches_to_eval(blobs):
     model = _model(blobs)
-    train_model(model, blobs.train_x[:10], blobs.train_y[:10], TrainerSettings(epochs=1), torch.Generator())
+    train_model(model, blobs.train_x[:10], blobs.train_y[:10], plain_trainer(epochs=1), torch.Generator())
     assert model.training
     evaluate(model, blobs.test_x, blobs.test_y)
     assert not model.training
@@ -136,7 +137,7 @@ def test_training_leaves_the_model_in_train_mode_and_evaluate_switches_to_eval(b
 @pytest.mark.parametrize("batch_size", [1, 7, 1024])
 def test_evaluate_matches_a_manual_computation(blobs, batch_size):
     model = _model(blobs)
-    train_model(model, blobs.train_x[:30], blobs.train_y[:30], TrainerSettings(epochs=2), torch.Generator().manual_seed(0))
+    train_model(model, blobs.train_x[:30], blobs.train_y[:30], plain_trainer(epochs=2), torch.Generator().manual_seed(0))
     x, y = blobs.test_x[:50], blobs.test_y[:50]
     result = evaluate(model, x, y, batch_size=batch_size)
     model.eval()
@@ -159,7 +160,7 @@ def test_evaluate_is_deterministic_despite_dropout(blobs):
 def test_no_labels_means_no_training(blobs):
     model = _model(blobs)
     before = [p.detach().clone() for p in model.parameters()]
-    result = train_model(model, blobs.train_x[:0], blobs.train_y[:0], TrainerSettings(min_steps=50), torch.Generator())
+    result = train_model(model, blobs.train_x[:0], blobs.train_y[:0], plain_trainer(min_steps=50), torch.Generator())
     assert result.steps == 0 and math.isnan(result.final_loss)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
@@ -170,14 +171,14 @@ def test_no_labels_means_no_training(blobs):
 def test_cosine_schedule_by_hand():
     from experiments.training import learning_rate_factor
 
-    settings = TrainerSettings(lr_schedule="cosine", warmup_steps=2)
+    settings = plain_trainer(lr_schedule="cosine", warmup_steps=2)
     # warm-up: (step + 1) / 2; then 0.5 * (1 + cos(pi * (step - 2) / (10 - 2)))
     factors = [learning_rate_factor(step, 10, settings) for step in range(10)]
     assert factors[:2] == [0.5, 1.0]
     assert factors[2] == pytest.approx(1.0)
     assert factors[6] == pytest.approx(0.5)  # halfway through the decay
     assert factors[9] == pytest.approx(0.5 * (1 + math.cos(math.pi * 7 / 8)))
-    assert learning_rate_factor(5, 10, TrainerSettings()) == 1.0  # constant
+    assert learning_rate_factor(5, 10, plain_trainer()) == 1.0  # constant
 
 
 def test_cosine_schedule_reaches_the_optimizer(blobs):
@@ -185,7 +186,7 @@ def test_cosine_schedule_reaches_the_optimizer(blobs):
 
     model = _model(blobs)
     seen = []
-    settings = TrainerSettings(epochs=0, min_steps=6, batch_size=16, lr=0.1, lr_schedule="cosine", warmup_steps=1)
+    settings = plain_trainer(epochs=0, min_steps=6, batch_size=16, lr=0.1, lr_schedule="cosine", warmup_steps=1)
     original_step = torch.optim.Adam.step
 
     def step(self, *args, **kwargs):
@@ -202,7 +203,7 @@ def test_cosine_schedule_reaches_the_optimizer(blobs):
 
 def test_weight_averaging_evaluates_the_average_of_the_last_steps(blobs):
     """With ema_decay d the trained model holds the EMA of the second half's iterates, not the last iterate."""
-    settings = TrainerSettings(epochs=0, min_steps=5, batch_size=16, ema_decay=0.5)
+    settings = plain_trainer(epochs=0, min_steps=5, batch_size=16, ema_decay=0.5)
     snapshots = []
     model = _model(blobs, dropout=0.0)
     original_step = torch.optim.Adam.step
@@ -230,7 +231,7 @@ def test_weight_averaging_evaluates_the_average_of_the_last_steps(blobs):
 def test_nadam_is_an_optimizer(blobs):
     model = _model(blobs)
     before = evaluate(model, blobs.test_x, blobs.test_y)
-    settings = TrainerSettings(epochs=20, batch_size=32, lr=1e-2, optimizer="nadam")
+    settings = plain_trainer(epochs=20, batch_size=32, lr=1e-2, optimizer="nadam")
     train_model(model, blobs.train_x, blobs.train_y, settings, torch.Generator().manual_seed(0))
     after = evaluate(model, blobs.test_x, blobs.test_y)
     assert after.loss < 0.5 * before.loss and after.accuracy > 0.9 > before.accuracy
