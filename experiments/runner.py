@@ -60,6 +60,9 @@ from strategies.history import history_state_spec
 
 log = logging.getLogger(__name__)
 
+#: The tag holding a run's uid, which claims its history folder (see `HistoryStore`).
+RUN_UID_TAG = "alsweep.run_uid"
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -246,6 +249,8 @@ class ResumePlan:
     finished_summary: dict[str, float] | None = None
     #: an unfinished MLflow run of this config that was stopped before its first round: reused, not duplicated
     empty_run_id: str | None = None
+    #: that run's uid (tag `RUN_UID_TAG`): its history folder is claimed under it, so the reuse keeps it
+    empty_run_uid: str | None = None
 
 
 def _clear_run_files(output_dir: Path) -> None:
@@ -286,7 +291,7 @@ def plan_resume(output_dir: Path, container: dict, resume: str, tracker) -> Resu
         return ResumePlan(output_dir)
     if state is not None:
         return ResumePlan(output_dir, state)
-    empty_run_id = None
+    empty_run_id = empty_run_uid = None
     for run in tracker.find_runs(digest):
         if run.info.status == "FINISHED":
             metrics = run.data.metrics
@@ -302,7 +307,7 @@ def plan_resume(output_dir: Path, container: dict, resume: str, tracker) -> Resu
             tracker.mark_killed(run.info.run_id)  # a SIGKILLed run: the reaper's job, done on the way
         candidate = Path(run.data.tags.get("output_dir", "")) / STATE_FILE
         if not candidate.is_file() and empty_run_id is None:
-            empty_run_id = run.info.run_id
+            empty_run_id, empty_run_uid = run.info.run_id, run.data.tags.get(RUN_UID_TAG)
         if candidate.is_file():
             try:
                 found = RoundState.load(candidate)
@@ -316,7 +321,7 @@ def plan_resume(output_dir: Path, container: dict, resume: str, tracker) -> Resu
             f"resume=must, but no unfinished run with this config (hash {digest}) was found in this output "
             "directory or the tracking store; use resume=auto to start one"
         )
-    return ResumePlan(output_dir, empty_run_id=empty_run_id)
+    return ResumePlan(output_dir, empty_run_id=empty_run_id, empty_run_uid=empty_run_uid)
 
 
 def _write_selections(state: RoundState | None, path: Path) -> None:
@@ -411,6 +416,8 @@ def run_experiment(
     # cost columns of the leaderboard are labelled with it
     tags["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     tags.update(extra_tags or {})
+    run_uid = state.run_uid if state is not None else (plan.empty_run_uid or uuid.uuid4().hex)
+    tags[RUN_UID_TAG] = run_uid
     results: list[RoundResult] = []
     resume_run_id = state.mlflow_run_id if state is not None and settings.tracking.enabled else plan.empty_run_id
     if state is not None:
@@ -458,7 +465,7 @@ def run_experiment(
                     device=device,
                     config_hash=config_hash(container),
                     config=hashed_config(container),
-                    run_uid=state.run_uid if state is not None else uuid.uuid4().hex,
+                    run_uid=run_uid,
                     mlflow_run_id=tracker.run_id,
                 ),
                 on_round=on_round,
