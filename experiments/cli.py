@@ -186,15 +186,11 @@ def check_leaderboard_arguments(arguments: list[str]) -> None:
             )
 
 
-def read_results(command: str, arguments: list[str]) -> int:
-    """``leaderboard`` or ``report``: both read a store and write files; their mistakes are one line."""
-    if command == "report":
-        from experiments.report import main as command_main
-    else:
-        from experiments.leaderboard import main as command_main
-
+def _subcommand(command: str, command_main, arguments: list[str], check=None) -> int:
+    """Run a subcommand that reads a store or writes files; its mistakes are one line, like a run's."""
     try:
-        check_leaderboard_arguments(arguments)
+        if check is not None:
+            check(arguments)
         return command_main(arguments)
     except (*USER_ERRORS, UsageError) as error:
         print(f"alsweep: error: {_short(str(error))}", file=sys.stderr)
@@ -204,18 +200,20 @@ def read_results(command: str, arguments: list[str]) -> int:
         return 2
 
 
+def read_results(command: str, arguments: list[str]) -> int:
+    """``leaderboard`` or ``report``: both read a store and write files."""
+    if command == "report":
+        from experiments.report import main as command_main
+    else:
+        from experiments.leaderboard import main as command_main
+    return _subcommand(command, command_main, arguments, check=check_leaderboard_arguments)
+
+
 def rerun_command(arguments: list[str]) -> int:
     """``rerun``: a config that no longer validates, or a failed write, is one line like a run's."""
     from experiments.rerun import main as rerun_main
 
-    try:
-        return rerun_main(arguments)
-    except (*USER_ERRORS, UsageError) as error:
-        print(f"alsweep: error: {_short(str(error))}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"alsweep: error: rerun: cannot write {error.filename or ''}: {error.strerror}", file=sys.stderr)
-        return 2
+    return _subcommand("rerun", rerun_main, arguments)
 
 
 def _short(message: str, limit: int = 280) -> str:
