@@ -296,8 +296,37 @@ def check_needs(settings: ExperimentSettings, supports_mc_dropout: bool) -> None
         )
 
 
+def pool_sizes_at_select(loop: LoopSettings, train_size: int) -> list[tuple[int, int]]:
+    """(pool size, query size) of each SELECT the loop will run, computed from the settings alone.
+
+    Mirrors `experiments.loop.run_rounds`: the pool is the unlabelled samples, or a random
+    ``pool_subset`` of them (drawn once when ``pool_subset_refresh`` is false, so it shrinks
+    by the picks), and the last queries shrink to fit ``budget``.
+    """
+    labelled = loop.initial_size
+    fixed_remaining = None
+    if loop.pool_subset is not None and not loop.pool_subset_refresh:
+        fixed_remaining = min(loop.pool_subset, train_size - labelled)
+    sizes = []
+    for _ in range(loop.rounds):
+        query = loop.query_size if loop.budget is None else min(loop.query_size, loop.budget - labelled)
+        if query <= 0:
+            break
+        unlabelled = train_size - labelled
+        if fixed_remaining is not None:
+            pool = fixed_remaining
+        else:
+            pool = unlabelled if loop.pool_subset is None else min(loop.pool_subset, unlabelled)
+        sizes.append((pool, query))
+        picked = min(query, pool)
+        labelled += picked
+        if fixed_remaining is not None:
+            fixed_remaining -= picked
+    return sizes
+
+
 def check_against_dataset(loop: LoopSettings, train_size: int) -> None:
-    """Sizes that must fit in the pool (the dataset's training split)."""
+    """Sizes that must fit in the pool (the dataset's training split, or the pool subset drawn from it)."""
     if loop.initial_size > train_size:
         raise ConfigError(f"loop.initial_size must be <= the pool size ({train_size}); got {loop.initial_size}")
     if loop.budget is not None and loop.budget > train_size:
@@ -308,6 +337,13 @@ def check_against_dataset(loop: LoopSettings, train_size: int) -> None:
             f"{loop.initial_size + loop.rounds * loop.query_size} labels exceeds the pool size ({train_size}); "
             "lower loop.rounds or loop.query_size, or set loop.budget"
         )
+    for round_index, (pool, query) in enumerate(pool_sizes_at_select(loop, train_size)):
+        if query > pool:
+            subset = "" if loop.pool_subset is None else f" (loop.pool_subset={loop.pool_subset}, refresh={loop.pool_subset_refresh})"
+            raise ConfigError(
+                f"loop.query_size must be <= the pool at every round; round {round_index} would query {query} "
+                f"from a pool of {pool}{subset}; lower loop.query_size or loop.rounds, or raise loop.pool_subset"
+            )
 
 
 def resolve_device(name: str) -> torch.device:

@@ -41,6 +41,7 @@ from experiments.config import (
     check_needs,
     flatten_config,
     parse_settings,
+    pool_sizes_at_select,
     resolve_device,
     resolved_container,
     workflow_id,
@@ -55,8 +56,7 @@ from experiments.round_state import STATE_FILE, RoundState, config_hash, first_d
 from experiments.signals import interruptible, raise_if_interrupted
 from experiments.tracking import CONFIG_HASH_TAG, NullTracker, RunTracker, run_process_alive, system_tags
 from kernels.backend import set_backend
-from strategies.code_hash import kernels_code_hash
-from strategies.history import history_state_spec
+from strategies.code_hash import kernels_code_hash, package_source_hash
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +139,25 @@ def hydra_context() -> dict[str, str]:
     return context
 
 
+@functools.lru_cache(maxsize=None)
+def alsweep_code_hash() -> str:
+    """Hash of the code a run executes (the experiments, strategies and kernels packages), without
+    comments and docstrings; the configs are compared separately, through the setting."""
+    import experiments
+    import kernels
+    import strategies
+
+    return package_source_hash(experiments, strategies, kernels)
+
+
 def run_tags(settings: ExperimentSettings, dataset: ALDataset, container: dict, context: dict) -> dict[str, str]:
     tags = {
         "strategy": settings.strategy.name,
         "strategy_version": settings.strategy.version,
         "strategy_code_hash": settings.strategy.code_hash,
         "kernels_code_hash": kernels_code_hash(),
+        # what the leaderboard groups on: a README or test commit must not split a strategy's rows
+        "alsweep_code_hash": alsweep_code_hash(),
         "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint,
         "model": settings.model.name,
@@ -180,6 +193,16 @@ def _write_learning_curve(results: list[RoundResult], output_dir: Path, dataset:
     return [csv_path, png_path]
 
 
+def check_strategy_values(settings: ExperimentSettings, train_size: int) -> None:
+    """The strategy's parameter values (δ, M, β, τ, a target set within the pool, ...), before any training.
+
+    Compared with the smallest pool the run will query, so a value that only becomes
+    wrong in a late round (an EPIG target set larger than the shrinking pool) fails now.
+    """
+    sizes = [pool for pool, _ in pool_sizes_at_select(settings.loop, train_size)]
+    settings.strategy.check_param_values(settings.strategy_params, min(sizes) if sizes else None)
+
+
 def check_config(cfg: DictConfig, caches: dict | None = None) -> dict:
     """Every check of a composed config that needs no training; returns the resolved container.
 
@@ -191,7 +214,6 @@ def check_config(cfg: DictConfig, caches: dict | None = None) -> dict:
     container = resolved_container(cfg)
     settings = parse_settings(container)
     check_kernels_backend(settings, resolve_device(settings.device))
-    history_state_spec(settings.strategy.name, settings.strategy_params, key_prefix="strategy.params.")
     dataset_key = ("dataset", repr(sorted(container["dataset"].items())))
     if dataset_key not in caches:
         try:
@@ -208,6 +230,7 @@ def check_config(cfg: DictConfig, caches: dict | None = None) -> dict:
             ) from None
     dataset = caches[dataset_key]
     check_against_dataset(settings.loop, dataset.train_size)
+    check_strategy_values(settings, dataset.train_size)
     model_key = ("model", dataset_key, repr(sorted(container["model"].items())))
     if model_key not in caches:
         caches[model_key] = build_model(
@@ -231,12 +254,11 @@ def prepare(cfg: DictConfig) -> tuple[ExperimentSettings, ALDataset, dict, torch
         settings.dataset.name, root=settings.dataset.root, download=settings.dataset.download, **settings.dataset.options
     )
     check_against_dataset(settings.loop, dataset.train_size)
+    check_strategy_values(settings, dataset.train_size)
     probe = build_model(
         settings.model.name, input_shape=dataset.input_shape, num_classes=dataset.num_classes, **settings.model.options
     )
     check_needs(settings, probe.supports_mc_dropout)
-    # a history strategy's parameter values (tau, decay, window, ...) fail here, not after training starts
-    history_state_spec(settings.strategy.name, settings.strategy_params, key_prefix="strategy.params.")
     return settings, dataset, container, device
 
 

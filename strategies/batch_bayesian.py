@@ -11,7 +11,7 @@ import torch
 from kernels import batchbald as batchbald_kernels
 from kernels import bayesian as bayesian_kernels
 from kernels import epig as epig_kernels
-from strategies.errors import StrategyInputError
+from strategies.params import require_int
 from strategies.pool_view import PoolView, Selection
 from strategies.registry import register_strategy
 from strategies.selectors import select_top, topk, uniform_sampling
@@ -20,8 +20,19 @@ from strategies.selectors import select_top, topk, uniform_sampling
 DEFAULT_TARGET_SIZE = 100
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _check_batchbald(params, pool_size, key_prefix):
+    require_int("batchbald", key_prefix + "num_samples", params["num_samples"], 1)
+    require_int(
+        "batchbald", key_prefix + "max_exact_configurations", params["max_exact_configurations"], 1, optional=True
+    )
+
+
+def _check_epig(params, pool_size, key_prefix):
+    # larger than the pool is an error rather than clamped: more distinct targets than exist were asked for
+    require_int(
+        "epig", key_prefix + "target_size", params["target_size"], 1, maximum=pool_size, optional=True,
+        maximum_means=" (the pool size N)" if pool_size is not None else "",
+    )
 
 
 @register_strategy(
@@ -30,6 +41,7 @@ def _is_int(value: object) -> bool:
     needs=("mc_log_probs",),
     batch_aware=True,
     paper="Kirsch, van Amersfoort & Gal 2019, arXiv:1906.08158 (BatchBALD); checked against BlackHC/batchbald_redux",
+    check_params=_check_batchbald,
 )
 def batchbald(
     pool: PoolView,
@@ -50,15 +62,6 @@ def batchbald(
     without running the greedy search (its order would cost N picks and change nothing
     that is labelled).
     """
-    if not _is_int(num_samples) or num_samples < 1:
-        raise StrategyInputError(f"batchbald: 'num_samples' must be an integer >= 1; got {num_samples!r}")
-    if max_exact_configurations is not None and (
-        not _is_int(max_exact_configurations) or max_exact_configurations < 1
-    ):
-        raise StrategyInputError(
-            "batchbald: 'max_exact_configurations' must be null or an integer >= 1; "
-            f"got {max_exact_configurations!r}"
-        )
     mc_log_probs_N_K_C = pool.mc_log_probs_N_K_C
     if query_size >= pool.size:
         bald_N = bayesian_kernels.bald(mc_log_probs_N_K_C)
@@ -79,6 +82,7 @@ def batchbald(
     needs=("mc_log_probs",),
     batch_aware=False,
     paper="Bickford Smith, Kirsch, Farquhar, Gal, Foster & Rainforth 2023, arXiv:2304.08151 (EPIG)",
+    check_params=_check_epig,
 )
 def epig(pool: PoolView, query_size: int, *, generator: torch.Generator, target_size: int | None = None) -> Selection:
     """Top-B of the expected predictive information gain about a random target sample of the pool.
@@ -87,10 +91,6 @@ def epig(pool: PoolView, query_size: int, *, generator: torch.Generator, target_
     with ``generator`` (null: min(100, N)). A ``target_size`` larger than the pool is an
     error rather than clamped: the caller asked for more distinct targets than exist.
     """
-    if target_size is not None and (not _is_int(target_size) or target_size < 1 or target_size > pool.size):
-        raise StrategyInputError(
-            f"epig: 'target_size' must be null or an integer in [1, N={pool.size}] (the pool size); got {target_size!r}"
-        )
     num_targets = min(DEFAULT_TARGET_SIZE, pool.size) if target_size is None else target_size
     mc_log_probs_N_K_C = pool.mc_log_probs_N_K_C
     targets = uniform_sampling(pool.size, num_targets, generator, mc_log_probs_N_K_C.device)

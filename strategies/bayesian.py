@@ -13,7 +13,7 @@ import math
 import torch
 
 from kernels import bayesian as kernels
-from strategies.errors import StrategyInputError
+from strategies.params import require_number
 from strategies.pool_view import PoolView, Selection
 from strategies.registry import register_strategy
 from strategies.selectors import power_sampling, select_top, softmax_sampling
@@ -22,10 +22,13 @@ _GAL_2017 = "Gal, Islam & Ghahramani 2017, Deep Bayesian Active Learning with Im
 _KIRSCH_2023 = "Kirsch et al. 2023, Stochastic Batch Acquisition: A Simple Baseline for Deep Active Learning, TMLR, arXiv:2106.12059"
 
 
-def _check_beta(strategy: str, beta: object) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (math.isfinite(beta) and beta >= 0):
-        raise StrategyInputError(f"{strategy}: 'beta' must be a finite number >= 0 (0 = uniform sampling); got {beta!r}")
-    return float(beta)
+def _check_beta(strategy: str):
+    def check(params, pool_size, key_prefix):
+        require_number(
+            strategy, key_prefix + "beta", params["beta"], "a finite number >= 0 (0 = uniform sampling)", lambda v: v >= 0
+        )
+
+    return check
 
 
 @register_strategy(
@@ -68,25 +71,31 @@ def variation_ratio(pool: PoolView, query_size: int, *, generator: torch.Generat
     return select_top(kernels.variation_ratio(pool.mc_log_probs_N_K_C), query_size, generator)
 
 
-@register_strategy(name="power_bald", version="1.0", needs=("mc_log_probs",), batch_aware=True, paper=_KIRSCH_2023)
+@register_strategy(
+    name="power_bald", version="1.0", needs=("mc_log_probs",), batch_aware=True, paper=_KIRSCH_2023,
+    check_params=_check_beta("power_bald"),
+)
 def power_bald(pool: PoolView, query_size: int, *, generator: torch.Generator, beta: float = 1.0) -> Selection:
     """B samples without replacement, P(i) ∝ BALD_i^β (β = 0: uniform; β → ∞: top-B)."""
-    beta = _check_beta("power_bald", beta)
     scores_N = kernels.bald(pool.mc_log_probs_N_K_C)
     return Selection(power_sampling(scores_N, query_size, beta, generator), scores_N)
 
 
-@register_strategy(name="power_entropy", version="1.0", needs=("mc_log_probs",), batch_aware=True, paper=_KIRSCH_2023)
+@register_strategy(
+    name="power_entropy", version="1.0", needs=("mc_log_probs",), batch_aware=True, paper=_KIRSCH_2023,
+    check_params=_check_beta("power_entropy"),
+)
 def power_entropy(pool: PoolView, query_size: int, *, generator: torch.Generator, beta: float = 1.0) -> Selection:
     """B samples without replacement, P(i) ∝ H(mean_k p_k)_i^β (β = 0: uniform)."""
-    beta = _check_beta("power_entropy", beta)
     scores_N = kernels.predictive_entropy(pool.mc_log_probs_N_K_C)
     return Selection(power_sampling(scores_N, query_size, beta, generator), scores_N)
 
 
-@register_strategy(name="softmax_bald", version="1.0", needs=("mc_log_probs",), batch_aware=True, paper=_KIRSCH_2023)
+@register_strategy(
+    name="softmax_bald", version="1.0", needs=("mc_log_probs",), batch_aware=True, paper=_KIRSCH_2023,
+    check_params=_check_beta("softmax_bald"),
+)
 def softmax_bald(pool: PoolView, query_size: int, *, generator: torch.Generator, beta: float = 1.0) -> Selection:
     """B samples without replacement, P(i) ∝ exp(β · BALD_i) (β = 0: uniform)."""
-    beta = _check_beta("softmax_bald", beta)
     scores_N = kernels.bald(pool.mc_log_probs_N_K_C)
     return Selection(softmax_sampling(scores_N, query_size, beta, generator), scores_N)

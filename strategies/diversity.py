@@ -12,6 +12,7 @@ from kernels import probcover as probcover_kernels
 from kernels import uncertainty as uncertainty_kernels
 from kernels.kcenter import greedy_k_center
 from strategies.errors import StrategyInputError
+from strategies.params import require_bool, require_choice, require_int, require_number
 from strategies.pool_view import PoolView, Selection
 from strategies.registry import register_strategy
 from strategies.selectors import topk
@@ -49,26 +50,34 @@ _CLUSTER_MARGIN_PAPER = "Citovsky et al. 2021, Batch Active Learning at Scale, a
 KMEANS_INITS = ("kmeans++", "random")
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _check_kmeans(params, pool_size, key_prefix):
+    require_choice("kmeans", key_prefix + "init", params["init"], KMEANS_INITS)
+    require_int("kmeans", key_prefix + "max_iter", params["max_iter"], 0)
+    require_number("kmeans", key_prefix + "tol", params["tol"], "a number >= 0", lambda v: v >= 0)
 
 
-def _require_int(strategy: str, key: str, value: object, minimum: int) -> int:
-    if not _is_int(value) or value < minimum:
-        raise StrategyInputError(f"{strategy}: 'params.{key}' must be an integer >= {minimum}; got {value!r}")
-    return value
+def _check_typiclust(params, pool_size, key_prefix):
+    for key, minimum in (("knn", 1), ("max_clusters", 1), ("min_cluster_size", 1), ("max_iter", 0)):
+        require_int("typiclust", key_prefix + key, params[key], minimum)
 
 
-def _require_number(strategy: str, key: str, value: object, allowed: str, ok) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
-        raise StrategyInputError(f"{strategy}: 'params.{key}' must be {allowed}; got {value!r}")
-    return float(value)
+def _check_probcover(params, pool_size, key_prefix):
+    if params["delta"] != "auto":
+        require_number("probcover", key_prefix + "delta", params["delta"], "a number > 0 or 'auto'", lambda v: v > 0)
+    require_number("probcover", key_prefix + "purity", params["purity"], "a number in (0, 1]", lambda v: 0 < v <= 1)
+    require_int("probcover", key_prefix + "purity_clusters", params["purity_clusters"], 2)
+    require_int("probcover", key_prefix + "purity_sample", params["purity_sample"], 1)
+    require_int("probcover", key_prefix + "max_edges", params["max_edges"], 1)
+    require_bool("probcover", key_prefix + "normalize", params["normalize"])
 
 
-def _require_choice(strategy: str, key: str, value: object, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise StrategyInputError(f"{strategy}: 'params.{key}' must be one of {', '.join(choices)}; got {value!r}")
-    return value
+def _check_cluster_margin(params, pool_size, key_prefix):
+    require_int("cluster_margin", key_prefix + "num_clusters", params["num_clusters"], 1)
+    require_number(
+        "cluster_margin", key_prefix + "candidate_multiple", params["candidate_multiple"], "a number >= 1",
+        lambda v: v >= 1,
+    )
+    require_int("cluster_margin", key_prefix + "hac_sample", params["hac_sample"], 2)
 
 
 def _fill_uniformly(chosen_b: torch.Tensor, pool_size: int, query_size: int, generator: torch.Generator) -> torch.Tensor:
@@ -95,7 +104,9 @@ def badge(pool: PoolView, query_size: int, *, generator: torch.Generator) -> Sel
     return Selection(picks_B.to(pool.device), sq_norm_N.to(pool.device))
 
 
-@register_strategy(name="kmeans", version="1.0", needs=("emb",), batch_aware=True, paper=_KMEANS_PAPER)
+@register_strategy(
+    name="kmeans", version="1.0", needs=("emb",), batch_aware=True, paper=_KMEANS_PAPER, check_params=_check_kmeans
+)
 def kmeans(
     pool: PoolView, query_size: int, *, generator: torch.Generator,
     init: str = "kmeans++", max_iter: int = 10, tol: float = 1e-4,
@@ -112,9 +123,6 @@ def kmeans(
         max_iter: Lloyd iterations at most (>= 0).
         tol: stop when the largest centre shift² is below tol x the mean per-dimension variance.
     """
-    _require_choice("kmeans", "init", init, KMEANS_INITS)
-    _require_int("kmeans", "max_iter", max_iter, 0)
-    _require_number("kmeans", "tol", tol, "a number >= 0", lambda v: v >= 0)
     assignment_N, sq_dist_N, num_clusters = _kmeans_assignment(pool.emb_N_D, query_size, generator, init, max_iter, tol)
     chosen = clustering.nearest_member_per_cluster(assignment_N, sq_dist_N, num_clusters)
     return Selection(_fill_uniformly(chosen, pool.size, query_size, generator).to(pool.device))
@@ -133,7 +141,8 @@ def _kmeans_assignment(
 
 
 @register_strategy(
-    name="typiclust", version="1.0", needs=("emb", "labelled_emb"), batch_aware=True, paper=_TYPICLUST_PAPER
+    name="typiclust", version="1.0", needs=("emb", "labelled_emb"), batch_aware=True, paper=_TYPICLUST_PAPER,
+    check_params=_check_typiclust,
 )
 def typiclust(
     pool: PoolView, query_size: int, *, generator: torch.Generator,
@@ -154,10 +163,6 @@ def typiclust(
 
     ``scores_N`` is the typicality of the points of the clusters that received picks, 0 elsewhere.
     """
-    _require_int("typiclust", "knn", knn, 1)
-    _require_int("typiclust", "max_clusters", max_clusters, 1)
-    _require_int("typiclust", "min_cluster_size", min_cluster_size, 1)
-    _require_int("typiclust", "max_iter", max_iter, 0)
     num_pool = pool.size
     points = torch.cat([pool.emb_N_D.float(), pool.labelled_emb_L_D.float().to(pool.emb_N_D.device)])
     num_clusters = min(query_size + pool.labelled_emb_L_D.shape[0], max_clusters, points.shape[0])
@@ -201,7 +206,8 @@ def typiclust(
 
 
 @register_strategy(
-    name="probcover", version="1.0", needs=("emb", "labelled_emb"), batch_aware=True, paper=_PROBCOVER_PAPER
+    name="probcover", version="1.0", needs=("emb", "labelled_emb"), batch_aware=True, paper=_PROBCOVER_PAPER,
+    check_params=_check_probcover,
 )
 def probcover(
     pool: PoolView, query_size: int, *, generator: torch.Generator,
@@ -220,14 +226,6 @@ def probcover(
 
     ``scores_N`` is the number of uncovered pool points in each ball before the first pick.
     """
-    if delta != "auto":
-        _require_number("probcover", "delta", delta, "a number > 0 or 'auto'", lambda v: v > 0)
-    _require_number("probcover", "purity", purity, "a number in (0, 1]", lambda v: 0 < v <= 1)
-    _require_int("probcover", "purity_clusters", purity_clusters, 2)
-    _require_int("probcover", "purity_sample", purity_sample, 1)
-    _require_int("probcover", "max_edges", max_edges, 1)
-    if not isinstance(normalize, bool):
-        raise StrategyInputError(f"probcover: 'params.normalize' must be true or false; got {normalize!r}")
     emb_N_D = pool.emb_N_D.float()
     labelled_L_D = pool.labelled_emb_L_D.float().to(emb_N_D.device)
     if normalize:
@@ -264,7 +262,8 @@ def _purity_delta(
 
 
 @register_strategy(
-    name="cluster_margin", version="1.0", needs=("probs", "emb"), batch_aware=True, paper=_CLUSTER_MARGIN_PAPER
+    name="cluster_margin", version="1.0", needs=("probs", "emb"), batch_aware=True, paper=_CLUSTER_MARGIN_PAPER,
+    check_params=_check_cluster_margin,
 )
 def cluster_margin(
     pool: PoolView, query_size: int, *, generator: torch.Generator,
@@ -285,9 +284,6 @@ def cluster_margin(
     and picks go round-robin over them, a uniformly random candidate of each cluster in turn
     (from ``generator``). ``scores_N`` is −(p_(1) − p_(2)).
     """
-    _require_int("cluster_margin", "num_clusters", num_clusters, 1)
-    _require_number("cluster_margin", "candidate_multiple", candidate_multiple, "a number >= 1", lambda v: v >= 1)
-    _require_int("cluster_margin", "hac_sample", hac_sample, 2)
     scores_N = uncertainty_kernels.margin(pool.probs_N_C).to(pool.device)
     clusters_N, state = _clusters_for_pool(pool, num_clusters, hac_sample, generator)
     if pool.size == 0:

@@ -224,7 +224,10 @@ _DEFAULTS: dict[str, dict[str, object]] = {}
 
 def _history_strategy(name: str, paper: str, version: str = "1.0"):
     """register_strategy for a history strategy; records its defaults for `check_history_params`."""
-    register = register_strategy(name=name, version=version, needs=("history",), batch_aware=False, paper=paper)
+    register = register_strategy(
+        name=name, version=version, needs=("history",), batch_aware=False, paper=paper,
+        check_params=lambda params, pool_size, key_prefix: check_history_params(name, params, key_prefix),
+    )
 
     def decorator(fn):
         wrapped = register(fn)

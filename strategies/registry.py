@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from strategies.errors import StrategyInputError, UnknownNameError
+from strategies.params import ParamChecker
 from strategies.pool_view import (
     NEED_FIELDS,
     PoolView,
@@ -51,6 +52,7 @@ class StrategySpec:
         paper: the reference the implementation follows.
         fn: the validating callable (the decorated function).
         defaults: keyword parameters the strategy accepts, with their defaults.
+        value_checker: checks the parameters' values (see `strategies.params`); None: any value.
     """
 
     name: str
@@ -61,6 +63,7 @@ class StrategySpec:
     fn: StrategyFn = field(repr=False)
     defaults: Mapping[str, Any] = field(default_factory=dict)
     origin: str = "builtin"
+    value_checker: ParamChecker | None = field(default=None, repr=False)
 
     @property
     def family(self) -> str:
@@ -89,6 +92,18 @@ class StrategySpec:
                 f"{self.name}: unknown parameter '{key_prefix}.{unknown[0]}'; allowed: {allowed}"
             )
 
+    def check_param_values(
+        self, params: Mapping[str, Any], pool_size: int | None = None, key_prefix: str = "strategy.params"
+    ) -> None:
+        """Raise StrategyInputError naming ``key_prefix.<key>`` for a parameter value the strategy refuses.
+
+        ``pool_size``: the smallest pool the strategy will be called on (None: unknown, so the
+        checks against N are skipped). Names are checked first (`check_params`).
+        """
+        self.check_params(params, key_prefix)
+        if self.value_checker is not None:
+            self.value_checker({**self.defaults, **params}, pool_size, f"{key_prefix}.")
+
 
 _REGISTRY: dict[str, StrategySpec] = {}
 _entry_points_loaded = False
@@ -116,11 +131,16 @@ def _keyword_defaults(fn: StrategyFn, name: str) -> dict[str, Any]:
 
 
 def register_strategy(
-    *, name: str, version: str, needs: tuple[str, ...] = (), batch_aware: bool = False, paper: str = ""
+    *, name: str, version: str, needs: tuple[str, ...] = (), batch_aware: bool = False, paper: str = "",
+    check_params: ParamChecker | None = None,
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator: register ``fn`` under ``name`` and return it wrapped with input/output validation.
 
-    The wrapper validates the query size, the generator, the parameters' names and the
+    ``check_params(params, pool_size, key_prefix)`` checks the parameter values (see
+    `strategies.params`); the runner also calls it before any training, so keep value
+    checks there rather than in ``fn``.
+
+    The wrapper validates the query size, the generator, the parameters' names and values, and the
     inputs in ``needs``; an empty pool (N = 0) then returns an empty `Selection` (no
     scores, the strategy state passed through) without calling ``fn``, so every strategy
     has the same defined result there.
@@ -145,8 +165,9 @@ def register_strategy(
                 raise StrategyInputError(
                     f"{name}: 'generator' must be a torch.Generator; got {type(generator).__name__}"
                 )
-            spec.check_params(params, key_prefix="params")
             validate_pool(name, pool, needs)
+            # with N = 0 nothing is compared with N: the empty pool has one defined answer below
+            spec.check_param_values(params, pool.size or None, key_prefix="params")
             if pool.size == 0:
                 # N = 0 has one defined answer, min(B, N) = 0 positions; no strategy has to handle it
                 empty = torch.empty(0, dtype=torch.int64, device=pool.device)
@@ -164,6 +185,7 @@ def register_strategy(
             fn=validated,
             defaults=MappingProxyType(defaults),
             origin=_loading_plugin or "builtin",
+            value_checker=check_params,
         )
         existing = _REGISTRY.get(name)
         if existing is not None and existing.fn.__module__ + existing.fn.__qualname__ != fn.__module__ + fn.__qualname__:

@@ -61,6 +61,12 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "history_not_recorded": ([*SMOKE, *OFF, "strategy=flip_rate", "loop.record_history=false"], ["loop.record_history", "true"]),
     "param_type": ([*SMOKE, *OFF, "strategy=flip_rate", "strategy.params.prior_a=abc"], ["strategy.params.prior_a", "a number", "'abc'"]),
     "param_unknown_added": ([*SMOKE, *OFF, "+strategy.params.foo=1"], ["strategy.params.foo", "allowed"]),
+    # parameter values checked before round 0 trains, against the smallest pool the run will query
+    "probcover_delta": ([*SMOKE, *OFF, "strategy=probcover", "strategy.params.delta=-0.5"], ["strategy.params.delta", "> 0", "-0.5"]),
+    "batchbald_samples": ([*SMOKE, *OFF, "strategy=batchbald", "strategy.params.num_samples=0"], ["strategy.params.num_samples", ">= 1", "got 0"]),
+    "power_beta": ([*SMOKE, *OFF, "strategy=power_bald", "strategy.params.beta=-1"], ["strategy.params.beta", ">= 0", "-1"]),
+    "epig_targets": ([*SMOKE, *OFF, "strategy=epig", "strategy.params.target_size=100000"], ["strategy.params.target_size", "pool size", "100000"]),
+    "query_above_subset": ([*SMOKE, *OFF, "loop.pool_subset=10"], ["loop.query_size", "pool of 10", "loop.pool_subset"]),
     "model_option_added": ([*SMOKE, *OFF, "+model.widht=3"], ["model.widht"]),
     "download_not_bool": ([*SMOKE, *OFF, "dataset.download=perhaps"], ["dataset.download", "true or false"]),
     "empty_experiment_name": ([*SMOKE, "tracking.experiment="], ["tracking.experiment", "non-empty"]),

@@ -47,13 +47,13 @@ def test_batchbald_whole_pool_when_b_exceeds_n():
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, True, "many"])
 def test_batchbald_num_samples_below_one_is_a_one_line_error_naming_the_key(bad):
-    with pytest.raises(StrategyInputError, match=rf"^batchbald: 'num_samples' must be an integer >= 1; got {bad!r}$"):
+    with pytest.raises(StrategyInputError, match=rf"^batchbald: 'params.num_samples' must be an integer >= 1; got {bad!r}$"):
         get_strategy("batchbald")(random_pool(10, 3, 2, seed=0), 3, generator=generator(), num_samples=bad)
 
 
 @pytest.mark.parametrize("bad", [0, 1.5, False])
 def test_batchbald_bad_exact_limit_names_the_key(bad):
-    with pytest.raises(StrategyInputError, match=r"^batchbald: 'max_exact_configurations' must be null or an integer >= 1; got"):
+    with pytest.raises(StrategyInputError, match=r"^batchbald: 'params.max_exact_configurations' must be null or an integer >= 1; got"):
         get_strategy("batchbald")(random_pool(10, 3, 2, seed=0), 3, generator=generator(), max_exact_configurations=bad)
 
 
@@ -85,7 +85,7 @@ def test_epig_default_target_size_fits_small_pools():
 @pytest.mark.parametrize("bad", [41, 0, -1, 2.5, True])
 def test_epig_target_size_outside_the_pool_is_a_one_line_error_naming_the_key(bad):
     with pytest.raises(
-        StrategyInputError, match=rf"^epig: 'target_size' must be null or an integer in \[1, N=40\] \(the pool size\); got {bad!r}$"
+        StrategyInputError, match=rf"^epig: 'params.target_size' must be null or an integer in \[1, 40\] \(the pool size N\); got {bad!r}$"
     ):
         get_strategy("epig")(random_pool(40, 3, 2, seed=0), 3, generator=generator(), target_size=bad)
 

@@ -25,18 +25,18 @@ def call(name, pool, **params):
 
 
 BAD_PARAMS = [
-    ("teacher_student_kl", {"tau": 0}, r"'tau' must be a number > 0 \(temperature\); got 0"),
-    ("teacher_student_kl", {"tau": -1.5}, r"'tau' must be a number > 0 \(temperature\); got -1.5"),
-    ("ema_uncertainty", {"decay": 1.0}, r"'decay' must be in \(0, 1\) \(EMA decay\); got 1.0"),
-    ("ema_uncertainty", {"decay": 0}, r"'decay' must be in \(0, 1\) \(EMA decay\); got 0"),
-    ("uncertainty_trend", {"decay": 1.5}, r"'decay' must be in \(0, 1\)"),
-    ("ema_uncertainty", {"lam": -1}, r"'lam' must be a number >= 0; got -1"),
-    ("uncertainty_trend", {"window": 1}, r"'window' must be an integer >= 2 \(rounds per sample\); got 1"),
-    ("uncertainty_trend", {"window": None}, r"'window' must be an integer >= 2"),
-    ("uncertainty_trend", {"gamma": float("nan")}, r"'gamma' must be a finite number; got nan"),
-    ("temporal_bald", {"window": 1}, r"'window' must be None or an integer >= 2 \(rounds per sample\); got 1"),
-    ("tod_cumulative", {"window": 2.5}, r"'window' must be None or an integer >= 2"),
-    ("flip_rate", {"prior_b": -1}, r"'prior_b' must be a number > 0 \(Beta prior\); got -1"),
+    ("teacher_student_kl", {"tau": 0}, r"'params.tau' must be a number > 0 \(temperature\); got 0"),
+    ("teacher_student_kl", {"tau": -1.5}, r"'params.tau' must be a number > 0 \(temperature\); got -1.5"),
+    ("ema_uncertainty", {"decay": 1.0}, r"'params.decay' must be in \(0, 1\) \(EMA decay\); got 1.0"),
+    ("ema_uncertainty", {"decay": 0}, r"'params.decay' must be in \(0, 1\) \(EMA decay\); got 0"),
+    ("uncertainty_trend", {"decay": 1.5}, r"'params.decay' must be in \(0, 1\)"),
+    ("ema_uncertainty", {"lam": -1}, r"'params.lam' must be a number >= 0; got -1"),
+    ("uncertainty_trend", {"window": 1}, r"'params.window' must be an integer >= 2 \(rounds per sample\); got 1"),
+    ("uncertainty_trend", {"window": None}, r"'params.window' must be an integer >= 2"),
+    ("uncertainty_trend", {"gamma": float("nan")}, r"'params.gamma' must be a finite number; got nan"),
+    ("temporal_bald", {"window": 1}, r"'params.window' must be None or an integer >= 2 \(rounds per sample\); got 1"),
+    ("tod_cumulative", {"window": 2.5}, r"'params.window' must be None or an integer >= 2"),
+    ("flip_rate", {"prior_b": -1}, r"'params.prior_b' must be a number > 0 \(Beta prior\); got -1"),
 ]
 
 

@@ -48,7 +48,7 @@ def test_history_strategies_rank_unstable_samples_first():
 
 def test_flip_rate_rejects_a_non_positive_prior():
     pool = PoolView(pool_ids_N=torch.arange(2), history=TensorHistory(torch.full((2, 2, 2), 0.5)))
-    with pytest.raises(StrategyInputError, match=r"^flip_rate: 'prior_a' must be a number > 0 \(Beta prior\); got 0"):
+    with pytest.raises(StrategyInputError, match=r"^flip_rate: 'params.prior_a' must be a number > 0 \(Beta prior\); got 0"):
         get_strategy("flip_rate")(pool, 1, generator=generator(), prior_a=0)
 
 
@@ -84,7 +84,7 @@ def test_mean_std_and_variation_ratio_prefer_disagreement():
 @pytest.mark.parametrize("beta", [-1.0, float("nan"), float("inf"), "2", True])
 def test_stochastic_acquisition_rejects_a_bad_beta(name, beta):
     pool = mc_pool(torch.log_softmax(torch.randn(10, 4, 3), dim=2))
-    with pytest.raises(StrategyInputError, match=rf"^{name}: 'beta' must be a finite number >= 0 \(0 = uniform sampling\); got"):
+    with pytest.raises(StrategyInputError, match=rf"^{name}: 'params.beta' must be a finite number >= 0 \(0 = uniform sampling\); got"):
         get_strategy(name)(pool, 2, generator=generator(), beta=beta)
 
 
