@@ -48,7 +48,11 @@ def setting_id(params: Mapping[str, str]) -> str:
 
 
 def code_version(tags: Mapping[str, str]) -> str:
-    """The git commit (marked when the tree was dirty), else the package version."""
+    """The hash of the code the run executed (tag ``alsweep_code_hash``), so that commits that touch
+    only docs, tests or comments do not split rows; for runs older than that tag, the git commit
+    (marked when the tree was dirty), else the package version."""
+    if tags.get("alsweep_code_hash"):
+        return "code-" + tags["alsweep_code_hash"][:12]
     commit = tags.get("git_commit")
     if commit:
         return commit[:12] + ("-dirty" if tags.get("git_dirty") == "true" else "")

@@ -50,6 +50,7 @@ import textwrap
 import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 #: Packages whose code is followed for every strategy; a strategy's own top-level package is added.
@@ -263,14 +264,22 @@ def strategy_code_hash(fn: Callable[..., Any], tracked: Iterable[str] | None = N
     return _digest(code_parts(fn, tracked))
 
 
+def package_source_hash(*packages: ModuleType) -> str:
+    """16 hex digits over the normalised source (no comments, docstrings or positions) of every module
+    of ``packages``: a comment, a docstring or a file outside them (README, tests) leaves it unchanged."""
+    parts = {}
+    for package in packages:
+        root = Path(package.__file__).resolve().parent
+        # one package keeps its files' bare names, so kernels_code_hash equals the value recorded by older runs
+        prefix = f"{package.__name__}/" if len(packages) > 1 else ""
+        for path in sorted(root.rglob("*.py")):
+            parts[f"{prefix}{path.relative_to(root)}"] = normalised_source(path.read_text(encoding="utf-8"))
+    return _digest(parts)
+
+
 @functools.lru_cache(maxsize=None)
 def kernels_code_hash() -> str:
     """16 hex digits over the normalised source of every module in the ``kernels`` package."""
     import kernels
 
-    root = Path(kernels.__file__).resolve().parent
-    parts = {
-        str(path.relative_to(root)): normalised_source(path.read_text(encoding="utf-8"))
-        for path in sorted(root.rglob("*.py"))
-    }
-    return _digest(parts)
+    return package_source_hash(kernels)

@@ -28,6 +28,7 @@ from experiments.tracking import (
 )
 from strategies import UnknownNameError, get_strategy
 from strategies.code_hash import kernels_code_hash
+from experiments.runner import alsweep_code_hash
 
 ROUNDS, INITIAL, QUERY = 2, 20, 10
 PER_ROUND_METRICS = (
@@ -98,6 +99,7 @@ def test_run_experiment_tracks_everything(composer, workspace, mlflow):
     tags = run.data.tags
     assert tags["strategy"] == "entropy" and tags["strategy_version"] == get_strategy("entropy").version
     assert tags["strategy_code_hash"] == get_strategy("entropy").code_hash and tags["kernels_code_hash"] == kernels_code_hash()
+    assert tags["alsweep_code_hash"] == alsweep_code_hash()
     assert tags["dataset"] == "synthetic" and len(tags["dataset_fingerprint"]) == 64
     assert tags["workflow_id"] == workflow_id(resolved_container(cfg))
     assert tags["seed"] == "0" and tags["model"] == "mlp"
