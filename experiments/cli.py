@@ -159,7 +159,7 @@ def check_leaderboard_arguments(arguments: list[str]) -> None:
     """The leaderboard's mistakes as one line: a bad or dead store, an output path that is a file, no sweep."""
     import argparse
 
-    from experiments.tracking import TrackingSettings, import_mlflow, probe_store, resolve_tracking_uri
+    from experiments.tracking import TrackingSettings, import_mlflow, require_existing_store, resolve_tracking_uri
 
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--tracking-uri", default=TrackingSettings.uri)
@@ -168,16 +168,12 @@ def check_leaderboard_arguments(arguments: list[str]) -> None:
     parser.add_argument("--output-dir", default=None)
     known, _ = parser.parse_known_args(arguments)
     uri = resolve_tracking_uri(known.tracking_uri, Path.cwd())
-    probe_store(uri)
+    require_existing_store(uri)  # reading results must not create an empty store
     if known.output_dir is not None and Path(known.output_dir).exists() and not Path(known.output_dir).is_dir():
         raise UsageError(f"--output-dir must be a directory; got '{known.output_dir}', an existing file")
     if known.sweep == "latest":
         from experiments.leaderboard import latest_sweep_dir
-        from experiments.tracking import sqlite_path
 
-        path = sqlite_path(uri)
-        if path is not None and not path.exists():
-            raise UsageError(f"--tracking-uri: no MLflow store at '{path.name}' here; run a sweep first or give --tracking-uri")
         import_mlflow()
         if latest_sweep_dir(uri, known.experiment) is None:
             raise UsageError(

@@ -180,11 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from experiments.runner import run_experiment
-    from experiments.tracking import import_mlflow, resolve_tracking_uri
+    from experiments.tracking import import_mlflow, require_existing_store, resolve_tracking_uri
 
     mlflow = import_mlflow()
     launch_dir = Path.cwd()
     tracking_uri = resolve_tracking_uri(args.tracking_uri, launch_dir)
+    require_existing_store(tracking_uri)  # looking a run up must not create an empty store
     client = mlflow.tracking.MlflowClient(tracking_uri)
     try:
         record = client.get_run(args.run_id)

@@ -13,14 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.errors import USER_ERRORS
+from experiments.errors import USER_ERRORS, TrackingError
 from experiments.tracking import (
     HOST_TAG,
     PID_TAG,
     TrackingSettings,
     import_mlflow,
-    prepare_store,
     reap_stale_runs,
+    require_existing_store,
     resolve_tracking_uri,
     run_process_alive,
 )
@@ -38,11 +38,17 @@ def main(argv: list[str]) -> int:
     arguments = parse_arguments(argv)
     try:
         uri = resolve_tracking_uri(arguments.tracking_uri, Path.cwd())
+        require_existing_store(uri)  # listing runs must not create a store
+        experiments = import_mlflow().MlflowClient(uri).search_experiments()
         if arguments.experiment is not None:
-            experiment_ids = [prepare_store(TrackingSettings(uri=uri, experiment=arguments.experiment), Path.cwd())]
-        else:
-            prepare_store(TrackingSettings(uri=uri, experiment="alsweep"), Path.cwd())
-            experiment_ids = [e.experiment_id for e in import_mlflow().MlflowClient(uri).search_experiments()]
+            names = sorted(e.name for e in experiments)
+            experiments = [e for e in experiments if e.name == arguments.experiment]
+            if not experiments:
+                raise TrackingError(
+                    f"--experiment: no experiment '{arguments.experiment}' in {uri}; experiments there: "
+                    f"{', '.join(names) or 'none'}"
+                )
+        experiment_ids = [e.experiment_id for e in experiments]
     except USER_ERRORS as error:
         print(f"alsweep: error: {error}", file=sys.stderr)
         return 2

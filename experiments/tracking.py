@@ -111,6 +111,20 @@ def probe_store(uri: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
         ) from None
 
 
+def require_existing_store(uri: str, option: str = "--tracking-uri") -> None:
+    """A command that only reads runs must find a store there: it never creates an empty ``mlflow.db``.
+
+    Raises TrackingError (one line) for a SQLite file that does not exist or a server that does not answer.
+    """
+    probe_store(uri)
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise TrackingError(
+            f"{option}: no MLflow store at '{path}'; run a sweep here first, or give {option} sqlite:///PATH "
+            "(or http://HOST:PORT)"
+        )
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of an absolute ``sqlite:///`` URI, else None."""
     return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
@@ -292,6 +306,17 @@ def _retry_when_locked(call: Callable[[], Any]) -> Any:
     return None
 
 
+def _permission_denied(error: BaseException) -> bool:
+    """An MLflow server with logins refused the call (HTTP 403), as opposed to failing."""
+    if getattr(error, "error_code", None) == "PERMISSION_DENIED":
+        return True
+    status = getattr(error, "get_http_status_code", None)
+    if callable(status) and status() == 403:
+        return True
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None) == 403
+
+
 class RunTracker:
     """Logs one AL run to MLflow through the client API (safe in parallel worker processes)."""
 
@@ -349,9 +374,19 @@ class RunTracker:
                 self.set_tags(tags)  # the new host and pid, for the reaper
                 self.logged_steps = {m.step for m in client.get_metric_history(resume_run_id, "test_accuracy")}
             else:
-                run = _retry_when_locked(
-                    lambda: client.create_run(self._experiment_id, run_name=run_name, tags=dict(tags))
-                )
+                try:
+                    run = _retry_when_locked(
+                        lambda: client.create_run(self._experiment_id, run_name=run_name, tags=dict(tags))
+                    )
+                except Exception as error:  # noqa: BLE001 - only a refusal is turned into one line
+                    if not _permission_denied(error):
+                        raise
+                    user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+                    raise TrackingError(
+                        f"tracking.experiment: {user} may not create runs in experiment '{self.settings.experiment}' "
+                        f"at {self.settings.uri} (HTTP 403, PERMISSION_DENIED); ask its owner for EDIT, "
+                        "or log to an experiment of your own with tracking.experiment=NAME"
+                    ) from None
                 self.run_id = run.info.run_id
             status = "FAILED"
             try:
