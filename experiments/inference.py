@@ -10,7 +10,8 @@ choice when dropout sits inside the backbone).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.models import ALModel
+from kernels.chunking import rows_fitting_free_memory
 from strategies import PoolView
 
 MC_MODES = ("head", "full")
@@ -32,15 +34,43 @@ class InferenceSettings:
     mc_mode: str = "head"
 
 
-def _batches(x: torch.Tensor, batch_size: int) -> Iterable[torch.Tensor]:
-    return x.split(batch_size) if x.shape[0] else []
+def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """``fn`` over consecutive row batches of ``x``, at most ``batch_size`` rows each.
+
+    On a GPU the batch also fits the free memory, so jobs that share one GPU do not run it out:
+    the first batch's peak allocation per row is measured, and later batches take at most
+    `FREE_MEMORY_SHARE` of what is free. A CUDA out-of-memory error (another job grew in between)
+    halves the batch and retries it, down to one row.
+    """
+    outputs: list[torch.Tensor] = []
+    size, start, measured = max(1, batch_size), 0, x.device.type != "cuda"
+    while start < x.shape[0]:
+        batch = x[start : start + size]
+        if not measured:
+            torch.cuda.reset_peak_memory_stats(x.device)
+            allocated_before = torch.cuda.memory_allocated(x.device)
+        try:
+            outputs.append(fn(batch))
+        except torch.cuda.OutOfMemoryError:
+            if size == 1:
+                raise
+            if x.device.type == "cuda":
+                torch.cuda.empty_cache()
+            size = max(1, size // 2)
+            continue
+        if not measured:
+            row_bytes = (torch.cuda.max_memory_allocated(x.device) - allocated_before) / batch.shape[0]
+            size = rows_fitting_free_memory(x.device, math.ceil(row_bytes), size)
+            measured = True
+        start += batch.shape[0]
+    return outputs
 
 
 @torch.no_grad()
 def embed(model: ALModel, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Eval-mode penultimate embeddings, [n, D]."""
     model.eval()
-    parts = [model.embed(batch) for batch in _batches(x, batch_size)]
+    parts = map_batches(model.embed, x, batch_size)
     return torch.cat(parts) if parts else torch.empty(0, model.embedding_dim, device=x.device)
 
 
@@ -48,12 +78,14 @@ def embed(model: ALModel, x: torch.Tensor, batch_size: int) -> torch.Tensor:
 def head_mc_log_probs(model: ALModel, emb_N_D: torch.Tensor, num_samples: int, batch_size: int) -> torch.Tensor:
     """K dropout masks on the head, as one batched op per batch: [N, K, C] log-probabilities."""
     linear = model.head_linear
-    parts = []
-    for emb_b_D in _batches(emb_N_D, max(1, batch_size // num_samples)):
+
+    def sample(emb_b_D: torch.Tensor) -> torch.Tensor:
         expanded_b_K_D = emb_b_D.unsqueeze(1).expand(-1, num_samples, -1)
         logits_b_K_C = F.linear(F.dropout(expanded_b_K_D, p=model.dropout, training=True), linear.weight, linear.bias)
-        parts.append(torch.log_softmax(logits_b_K_C, dim=2))
-    return torch.cat(parts)
+        return torch.log_softmax(logits_b_K_C, dim=2)
+
+    parts = map_batches(sample, emb_N_D, max(1, batch_size // num_samples))
+    return torch.cat(parts) if parts else torch.empty(0, num_samples, linear.out_features, device=emb_N_D.device)
 
 
 def _set_dropout_active(model: nn.Module, active: bool) -> None:
@@ -69,11 +101,10 @@ def full_mc_log_probs(model: ALModel, x: torch.Tensor, num_samples: int, batch_s
     model.eval()
     _set_dropout_active(model, True)
     try:
-        parts = []
-        for batch in _batches(x, batch_size):
-            samples = [torch.log_softmax(model(batch)[0], dim=1) for _ in range(num_samples)]
-            parts.append(torch.stack(samples, dim=1))
-        return torch.cat(parts)
+        def sample(batch: torch.Tensor) -> torch.Tensor:
+            return torch.stack([torch.log_softmax(model(batch)[0], dim=1) for _ in range(num_samples)], dim=1)
+
+        return torch.cat(map_batches(sample, x, batch_size))
     finally:
         model.eval()
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from experiments.inference import map_batches
 from experiments.models import ALModel
 
 OPTIMIZERS = ("adam", "adamw", "nadam", "sgd")
@@ -145,11 +146,14 @@ def train_model(
 def evaluate(model: ALModel, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> EvalResult:
     """Accuracy and mean cross-entropy of the eval-mode model."""
     model.eval()
-    correct, loss_sum = 0, 0.0
-    for start in range(0, x.shape[0], batch_size):
-        logits, _ = model(x[start : start + batch_size])
-        target = y[start : start + batch_size]
-        correct += int((logits.argmax(dim=1) == target).sum())
-        loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
+
+    def correct_and_loss(rows: torch.Tensor) -> torch.Tensor:
+        logits, _ = model(x[rows])
+        target = y[rows]
+        correct = (logits.argmax(dim=1) == target).sum().to(torch.float64)
+        return torch.stack([correct, F.cross_entropy(logits, target, reduction="sum").to(torch.float64)])
+
+    totals = map_batches(correct_and_loss, torch.arange(x.shape[0], device=x.device), batch_size)
+    correct, loss_sum = torch.stack(totals).sum(dim=0).tolist() if totals else (0.0, 0.0)
     count = max(x.shape[0], 1)
-    return EvalResult(accuracy=correct / count, loss=loss_sum / count)
+    return EvalResult(accuracy=int(correct) / count, loss=loss_sum / count)

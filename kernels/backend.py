@@ -37,9 +37,10 @@ CUPY_KERNELS = (
     "mean_std",
     "variation_ratio",
     "k_center_update",
+    "history_update",
 )
 #: Kernels that exist in torch only, listed so the dispatch table shows the whole catalogue.
-TORCH_ONLY_KERNELS = ("k_center_initial_distances", "history_statistics")
+TORCH_ONLY_KERNELS = ("k_center_initial_distances", "history_scores")
 
 _backend: contextvars.ContextVar[str] = contextvars.ContextVar("alsweep_kernels_backend", default="auto")
 

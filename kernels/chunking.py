@@ -15,6 +15,11 @@ DEFAULT_CHUNK_SIZE = 65_536
 #: chunks); on a GPU, big blocks amortise kernel launches.
 CHUNK_ELEMENTS = {"cpu": 2**19, "cuda": 2**24}
 
+#: The share of a GPU's currently free memory that one chunked pass may fill. Jobs that share one GPU
+#: (the joblib launcher with device=cuda) each see the others' allocations as used memory, so a job
+#: started later sizes its chunks smaller, and none takes all of what is left.
+FREE_MEMORY_SHARE = 0.25
+
 
 def chunk_slices(n: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[slice]:
     """Yield consecutive slices covering ``range(n)``, each at most ``chunk_size`` long."""
@@ -24,10 +29,27 @@ def chunk_slices(n: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[slice
         yield slice(start, min(start + chunk_size, n))
 
 
+def free_memory_bytes(device: torch.device) -> int | None:
+    """Bytes free on a CUDA device now (all processes counted), None for other devices."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+def rows_fitting_free_memory(device: torch.device, row_bytes: int, upper: int) -> int:
+    """At most ``upper`` rows, and on a GPU at most as many of ``row_bytes`` as fit `FREE_MEMORY_SHARE` of its free memory."""
+    free = free_memory_bytes(device)
+    if free is None:
+        return max(1, upper)
+    return max(1, min(upper, int(free * FREE_MEMORY_SHARE) // max(1, row_bytes)))
+
+
 def rows_per_chunk(values: torch.Tensor, chunk_size: int | None = None) -> int:
-    """``chunk_size`` if given, else as many rows of ``values`` as fit the device's element budget."""
+    """``chunk_size`` if given, else as many rows of ``values`` as fit the device's element budget
+    (on a GPU also the free memory, counting ~8 float32 temporaries per element)."""
     if chunk_size is not None:
         return chunk_size
     row_elements = max(1, values[0].numel()) if values.shape[0] else 1
     budget = CHUNK_ELEMENTS.get(values.device.type, CHUNK_ELEMENTS["cuda"])
-    return max(1, budget // row_elements)
+    return rows_fitting_free_memory(values.device, 8 * 4 * row_elements, max(1, budget // row_elements))

@@ -10,7 +10,12 @@ Each kernel reads its input once:
 - ``k_center_update``: one greedy k-center pick: the min-distance update against the
   newest centre fused with the argmax (a packed 64-bit atomicMax), and a one-thread
   kernel that records the pick and loads the next centre, so the B picks run without any
-  host synchronisation.
+  host synchronisation;
+- ``history_update``: one AL round folded into the history family's streaming state
+  (`kernels.history.HistoryStatistics`): one thread per sample reads its C new
+  probabilities once and updates every kept field in place, for dense rounds and for
+  rounds that scored a subset (a row index, no gather/scatter of the state). Scoring
+  from the state stays in torch: it is one elementwise pass over [N] or [N, C].
 
 Tensors cross between torch and CuPy through DLPack (no copies), and every launch runs
 on torch's current CUDA stream. Nothing here runs without a GPU; the sources are
@@ -149,6 +154,136 @@ extern "C" __global__ void k_center_take(
 """
 
 
+#: Compile-time: NUM_CLASSES, IN_HALF (the round's rows are fp16), STATE_HALF (last/prev probs are fp16).
+#: fp16 is read and written through PTX conversions, so NVRTC needs no CUDA headers.
+HISTORY_SOURCE = r"""
+__device__ __forceinline__ float half_to_float(unsigned short h) {
+  float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f;
+}
+__device__ __forceinline__ unsigned short float_to_half(float f) {
+  unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h;
+}
+#if IN_HALF
+typedef unsigned short in_t;
+#define LOAD_IN(x) half_to_float(x)
+#else
+typedef float in_t;
+#define LOAD_IN(x) (x)
+#endif
+#if STATE_HALF
+typedef unsigned short state_t;
+#define LOAD_STATE(x) half_to_float(x)
+#define STORE_STATE(x) float_to_half(x)
+#else
+typedef float state_t;
+#define LOAD_STATE(x) (x)
+#define STORE_STATE(x) (x)
+#endif
+
+// problems[0]: bit 1 a non-finite value, bit 2 a row sum off 1 by > 1e-2, bit 4 a negative value;
+// problems[1]: the largest deviation's float bits (non-negative floats order as unsigned ints).
+extern "C" __global__ void history_check(
+    const in_t* __restrict__ probs, long long n, unsigned int* __restrict__ problems) {
+  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const in_t* src = probs + i * NUM_CLASSES;
+  float total = 0.0f;
+  unsigned int flags = 0u;
+  for (int c = 0; c < NUM_CLASSES; ++c) {
+    float v = LOAD_IN(src[c]);
+    total += v;
+    if (!isfinite(v)) flags |= 1u;
+    if (v < 0.0f) flags |= 4u;
+  }
+  float deviation = fabsf(total - 1.0f);
+  if (!(flags & 1u) && deviation > 1e-2f) {
+    flags |= 2u;
+    atomicMax(problems + 1, __float_as_uint(deviation));
+  }
+  if (flags) atomicOr(problems, flags);
+}
+
+// Row i of the round updates state row rows[i] (rows == NULL: start + i). A NULL field is not kept.
+// The arithmetic and its order follow HistoryStatistics._update_rows, so both give the same state.
+extern "C" __global__ void history_update(
+    const in_t* __restrict__ probs, const long long* __restrict__ rows, long long n, long long start,
+    float* __restrict__ n_observed, state_t* __restrict__ last_probs, state_t* __restrict__ prev_probs,
+    float* __restrict__ sq_diff_sum, float* __restrict__ label_changes, long long* __restrict__ last_label,
+    int* __restrict__ votes, float* __restrict__ probs_sum, float* __restrict__ probs_m2,
+    float* __restrict__ log_probs_sum, float* __restrict__ entropy_sum, float* __restrict__ entropy_m2,
+    float* __restrict__ entropy_ema, float* __restrict__ trend_entropy, float* __restrict__ trend_round,
+    float ema_decay, int trend_window, float round_index) {
+  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  long long row = rows ? rows[i] : start + i;
+  long long base = row * NUM_CLASSES;
+  const in_t* src = probs + i * NUM_CLASSES;
+  float p[NUM_CLASSES];
+  int label = 0;
+  for (int c = 0; c < NUM_CLASSES; ++c) {
+    p[c] = LOAD_IN(src[c]);
+    if (p[c] > p[label]) label = c;  // the first maximal class, as torch's max().indices
+  }
+  float n_old = n_observed[row];
+  bool seen_before = n_old > 0.0f;
+  float n_new = n_old + 1.0f;
+  if (label_changes) {
+    if (seen_before && (long long)label != last_label[row]) label_changes[row] += 1.0f;
+    last_label[row] = label;
+  }
+  if (sq_diff_sum && seen_before) {
+    float squares = 0.0f;
+    for (int c = 0; c < NUM_CLASSES; ++c) { float d = p[c] - LOAD_STATE(last_probs[base + c]); squares += d * d; }
+    sq_diff_sum[row] += 0.5f * squares;
+  }
+  for (int c = 0; c < NUM_CLASSES; ++c) {
+    if (prev_probs) prev_probs[base + c] = last_probs[base + c];
+    last_probs[base + c] = STORE_STATE(p[c]);
+  }
+  if (votes) votes[base + label] += 1;
+  float entropy = 0.0f;
+  if (log_probs_sum || entropy_sum || entropy_ema) {
+    for (int c = 0; c < NUM_CLASSES; ++c) {
+      float log_p = logf(fmaxf(p[c], 1e-12f));
+      if (log_probs_sum) log_probs_sum[base + c] += log_p;
+      entropy -= p[c] * log_p;
+    }
+  }
+  if (probs_sum) {
+    float count_old = fmaxf(n_old, 1.0f);
+    for (int c = 0; c < NUM_CLASSES; ++c) {
+      float total = probs_sum[base + c];
+      float delta = p[c] - total / count_old;  // Welford: the mean is the running sum / n
+      total += p[c];
+      if (probs_m2) probs_m2[base + c] += delta * (p[c] - total / n_new);
+      probs_sum[base + c] = total;
+    }
+  }
+  if (entropy_sum) {
+    float total = entropy_sum[row];
+    float delta = entropy - total / fmaxf(n_old, 1.0f);
+    total += entropy;
+    if (entropy_m2) entropy_m2[row] += delta * (entropy - total / n_new);
+    entropy_sum[row] = total;
+  }
+  if (entropy_ema) entropy_ema[row] = entropy_ema[row] * ema_decay + entropy * (1.0f - ema_decay);
+  if (trend_entropy) {
+    long long slot = row * trend_window + (long long)fmodf(n_old, (float)trend_window);
+    trend_entropy[slot] = entropy;
+    trend_round[slot] = round_index;
+  }
+  n_observed[row] = n_new;
+}
+"""
+
+#: The state fields `history_update` takes, in its argument order (None -> NULL: not kept).
+HISTORY_FIELDS = (
+    "n_observed_N", "last_probs_N_C", "prev_probs_N_C", "sq_diff_sum_N", "label_changes_N", "last_label_N",
+    "votes_N_C", "probs_sum_N_C", "probs_m2_N_C", "log_probs_sum_N_C", "entropy_sum_N", "entropy_m2_N",
+    "entropy_ema_N", "trend_entropy_N_W", "trend_round_N_W",
+)
+
+
 def sources() -> Iterator[tuple[str, str, tuple[str, ...]]]:
     """(name, CUDA source, kernel names) of every fused kernel, as NVRTC compiles them.
 
@@ -157,6 +292,13 @@ def sources() -> Iterator[tuple[str, str, tuple[str, ...]]]:
     yield "uncertainty_scores", UNCERTAINTY_SOURCE, ("uncertainty_scores",)
     yield "mc_scores", _mc_source(10), ("mc_scores",)
     yield "k_center", K_CENTER_SOURCE, ("k_center_update", "k_center_take")
+    for in_half, state_half in ((0, 0), (1, 1), (0, 1), (1, 0)):
+        yield (f"history_in{16 if in_half else 32}_state{16 if state_half else 32}",
+               _history_source(10, in_half, state_half), ("history_check", "history_update"))
+
+
+def _history_source(num_classes: int, in_half: int, state_half: int) -> str:
+    return f"#define NUM_CLASSES {num_classes}\n#define IN_HALF {in_half}\n#define STATE_HALF {state_half}\n" + HISTORY_SOURCE
 
 
 def _mc_source(num_classes: int) -> str:
@@ -187,14 +329,15 @@ def compile_all_sources(arch: str = "compute_90") -> dict[str, int]:
 
 
 @functools.lru_cache(maxsize=None)
-def _raw_kernel(source_name: str, kernel_name: str, num_classes: int = 0):
+def _raw_kernel(source_name: str, kernel_name: str, num_classes: int = 0, in_half: int = 0, state_half: int = 0):
     import cupy
 
     source = {
-        "uncertainty_scores": UNCERTAINTY_SOURCE,
-        "mc_scores": _mc_source(num_classes) if num_classes else "",
-        "k_center": K_CENTER_SOURCE,
-    }[source_name]
+        "uncertainty_scores": lambda: UNCERTAINTY_SOURCE,
+        "mc_scores": lambda: _mc_source(num_classes),
+        "k_center": lambda: K_CENTER_SOURCE,
+        "history": lambda: _history_source(num_classes, in_half, state_half),
+    }[source_name]()
     return cupy.RawKernel(source, kernel_name)
 
 
@@ -299,3 +442,56 @@ def _argmax_key(min_dist_cp, key_cp, n: int) -> None:
     keys = (bits << cupy.uint64(32)) | (cupy.uint64(0xFFFFFFFF) - rows)
     keys[min_dist_cp < 0] = 0
     key_cp.view(cupy.uint64)[0] = keys.max()
+
+
+def history_check(probs_n_C: torch.Tensor) -> tuple[int, float]:
+    """(problem bits, largest row-sum deviation) of a CUDA round, as `history_check` finds them; one sync."""
+    import numpy
+
+    probs = probs_n_C.contiguous()
+    n, c = probs.shape
+    problems = torch.zeros(2, dtype=torch.int32, device=probs.device)  # read as unsigned by the kernel
+    if n:
+        in_half = int(probs.dtype == torch.float16)
+        with _stream():
+            _raw_kernel("history", "history_check", c, in_half, 0)(
+                _blocks(n), (THREADS_PER_BLOCK,), (_as_cupy(probs.view(torch.int16) if in_half else probs),
+                                                   numpy.int64(n), _as_cupy(problems)),
+            )
+    flags, deviation_bits = problems.cpu().tolist()
+    deviation = numpy.array([deviation_bits], dtype=numpy.int32).view(numpy.float32)[0]
+    return int(flags), float(deviation)
+
+
+def history_update(
+    state: dict[str, torch.Tensor], probs_n_C: torch.Tensor, rows_n: torch.Tensor | None, start: int,
+    ema_decay: float, trend_window: int, round_index: float,
+) -> None:
+    """Fold one round (CUDA, float32 or fp16 rows) into the state tensors ``state`` (by field name), in place.
+
+    Row i updates state row ``rows_n[i]`` (unique), or ``start + i`` when ``rows_n`` is None.
+    Fields missing from ``state`` are not kept. No host synchronisation.
+    """
+    import numpy
+
+    probs = probs_n_C.contiguous()
+    n, c = probs.shape
+    if n == 0:
+        return
+    in_half = int(probs.dtype == torch.float16)
+    state_half = int(state["last_probs_N_C"].dtype == torch.float16)
+    null = numpy.uint64(0)
+
+    def pointer(tensor: torch.Tensor | None):
+        if tensor is None:
+            return null
+        return _as_cupy(tensor.view(torch.int16) if tensor.dtype == torch.float16 else tensor)
+
+    rows = None if rows_n is None else rows_n.to(device=probs.device, dtype=torch.int64).contiguous()
+    with _stream():
+        _raw_kernel("history", "history_update", c, in_half, state_half)(
+            _blocks(n), (THREADS_PER_BLOCK,),
+            (pointer(probs), pointer(rows), numpy.int64(n), numpy.int64(start),
+             *(pointer(state.get(name)) for name in HISTORY_FIELDS),
+             numpy.float32(ema_decay), numpy.int32(trend_window), numpy.float32(round_index)),
+        )

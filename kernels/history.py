@@ -27,11 +27,26 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
+from kernels import backend as kernel_backend
+from kernels import cupy_kernels
+from kernels.chunking import rows_fitting_free_memory
 from kernels.uncertainty import normalised_entropy
 
 #: Rows per update block on the CPU: [32768, 10] fp32 = 1.3 MB stays in L2 across the ~20 ops of
-#: an update; a GPU takes whole rounds (launch overhead dominates there).
+#: an update; a GPU takes up to 4M rows (launch overhead dominates there), fewer when its free
+#: memory is short (`rows_per_block`).
 HISTORY_CHUNK_ROWS = {"cpu": 32_768, "cuda": 2**22}
+
+
+def rows_per_block(stats: HistoryStatistics) -> int:
+    """Rows per block of a torch update or scoring pass over ``stats``: cache-sized on a CPU; on a GPU
+    sized from the free memory (the state's row plus ~8 [C] float32 temporaries per row)."""
+    device = stats.n_observed_N.device
+    upper = HISTORY_CHUNK_ROWS.get(device.type, HISTORY_CHUNK_ROWS["cuda"])
+    if device.type != "cuda":
+        return upper
+    state_row_bytes = sum(t[0].numel() * t.element_size() for t in stats.tensors().values()) if stats.pool_size else 0
+    return rows_fitting_free_memory(device, state_row_bytes + 8 * 4 * stats.num_classes, upper)
 
 _LOG_CLAMP = 1e-12
 
@@ -228,8 +243,17 @@ class HistoryStatistics:
         if round_index is None:
             round_index = self.rounds_seen
         device = self.n_observed_N.device
+        if self._fused(probs_n_C):
+            rows_n = None
+            if observed_n is not None:
+                observed_n = observed_n.to(device=device, dtype=torch.bool)
+                rows_n = observed_n.nonzero().squeeze(1)
+                probs_n_C = probs_n_C.to(device)[rows_n]
+                rows_n += start
+            self._update_fused(probs_n_C.to(device), rows_n, start, round_index, check)
+            return
         rows = slice(start, start + probs_n_C.shape[0])
-        block_rows = HISTORY_CHUNK_ROWS.get(device.type, HISTORY_CHUNK_ROWS["cuda"])
+        block_rows = rows_per_block(self)
         if observed_n is not None:
             observed_n = observed_n.to(device=device, dtype=torch.bool)
             if bool(observed_n.all()):
@@ -261,13 +285,34 @@ class HistoryStatistics:
         device = self.n_observed_N.device
         rows_n = rows_n.to(device)
         round_index = self.rounds_seen if round_index is None else round_index
-        block_rows = HISTORY_CHUNK_ROWS.get(device.type, HISTORY_CHUNK_ROWS["cuda"])
+        if self._fused(probs_n_C):
+            # the kernel reads and writes the state rows in place: no gather/scatter
+            self._update_fused(probs_n_C.to(device), rows_n, 0, round_index, check)
+            return
+        block_rows = rows_per_block(self)
         for start in range(0, rows_n.shape[0], block_rows):
             rows_b = rows_n[start : start + block_rows]
             gathered = {name: t[rows_b] for name, t in self.tensors().items()}
             self._update_rows(gathered, probs_n_C[start : start + block_rows].to(device), round_index, check)
             for name, tensor in gathered.items():
                 getattr(self, name)[rows_b] = tensor
+
+    def _fused(self, probs_n_C: torch.Tensor) -> bool:
+        """Whether the fused CuPy update runs (see `kernels.backend`): a CUDA state, fp16/fp32 rows."""
+        fusable = probs_n_C.dtype in (torch.float16, torch.float32) and self.last_probs_N_C.dtype in (
+            torch.float16, torch.float32
+        ) and self.num_classes <= cupy_kernels.MAX_FUSED_CLASSES
+        return kernel_backend.resolve("history_update", self.n_observed_N, fusable=fusable) == "cupy"
+
+    def _update_fused(
+        self, probs_n_C: torch.Tensor, rows_n: torch.Tensor | None, start: int, round_index: int, check: bool
+    ) -> None:
+        if check:
+            flags, deviation = cupy_kernels.history_check(probs_n_C)
+            _raise_for_problems(flags, deviation)
+        cupy_kernels.history_update(
+            self.tensors(), probs_n_C, rows_n, start, self.ema_decay, self.trend_window, float(round_index)
+        )
 
     def finish_round(self) -> None:
         """Mark the end of one round (the default x of the trend slope)."""
@@ -342,6 +387,16 @@ class HistoryStatistics:
         return scores_N
 
 
+def _raise_for_problems(flags: int, deviation: float) -> None:
+    """The HistoryInputError `_check_block` raises, from the fused check's problem bits."""
+    if flags & 1:
+        raise HistoryInputError("probabilities must be finite; got NaN or infinite values")
+    if flags & 2:
+        raise HistoryInputError(f"probabilities must sum to 1 over classes; a row deviates by {deviation:.3g}")
+    if flags & 4:
+        raise HistoryInputError("probabilities must be non-negative; got negative entries")
+
+
 def _check_block(p_n_C: torch.Tensor) -> None:
     """Observed history rows must be finite probabilities that sum to 1 (fp16 tolerance)."""
     if p_n_C.numel() == 0:
@@ -387,7 +442,7 @@ def _blockwise(score: str):
             _require(stats, score)
             device = stats.n_observed_N.device
             out_N = torch.empty(stats.pool_size, dtype=torch.float32, device=device)
-            block_rows = HISTORY_CHUNK_ROWS.get(device.type, HISTORY_CHUNK_ROWS["cuda"])
+            block_rows = rows_per_block(stats)
             for start in range(0, stats.pool_size, block_rows):
                 rows = slice(start, min(start + block_rows, stats.pool_size))
                 block = stats.slice_rows(rows)

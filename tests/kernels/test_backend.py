@@ -41,8 +41,8 @@ def test_cupy_without_cupy_is_one_line(monkeypatch):
 
 
 def test_cupy_for_a_torch_only_kernel_names_the_kernels_that_have_one():
-    with pytest.raises(backend.BackendError, match="kernel 'history_statistics' has no CuPy implementation"):
-        backend.resolve("history_statistics", torch.zeros(2), "cupy")
+    with pytest.raises(backend.BackendError, match="kernel 'history_scores' has no CuPy implementation"):
+        backend.resolve("history_scores", torch.zeros(2), "cupy")
 
 
 def test_auto_picks_cupy_only_when_everything_fits(monkeypatch):
@@ -52,7 +52,7 @@ def test_auto_picks_cupy_only_when_everything_fits(monkeypatch):
     monkeypatch.setattr(backend, "cupy_or_none", lambda: object())
     assert backend.resolve("margin", FakeCudaTensor(), "auto") == "cupy"
     assert backend.resolve("margin", FakeCudaTensor(), "auto", fusable=False) == "torch"
-    assert backend.resolve("history_statistics", FakeCudaTensor(), "auto") == "torch"
+    assert backend.resolve("history_scores", FakeCudaTensor(), "auto") == "torch"
 
 
 def test_process_default_and_block_override():

@@ -45,3 +45,16 @@ def test_a_broken_source_fails_with_the_nvrtc_log(monkeypatch):
     monkeypatch.setattr(cupy_kernels, "UNCERTAINTY_SOURCE", broken)
     with pytest.raises(RuntimeError, match=r"NVRTC could not compile uncertainty_scores.cu: .*identifier \"flot\""):
         cupy_kernels.compile_all_sources()
+
+
+@pytest.mark.parametrize("num_classes", [2, 10, cupy_kernels.MAX_FUSED_CLASSES])
+def test_history_update_compiles_for_every_class_count_and_precision(num_classes, monkeypatch):
+    _nvrtc_or_skip()
+    variants = [
+        (f"history_{num_classes}_{in_half}{state_half}", cupy_kernels._history_source(num_classes, in_half, state_half),
+         ("history_check", "history_update"))
+        for in_half in (0, 1) for state_half in (0, 1)
+    ]
+    monkeypatch.setattr(cupy_kernels, "sources", lambda: iter(variants))
+    sizes = cupy_kernels.compile_all_sources()
+    assert len(sizes) == 4 and all(size > 1000 for size in sizes.values())
