@@ -19,6 +19,7 @@ validating the composed config inside a job.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import logging
 import os
@@ -155,21 +156,19 @@ def check_subcommand(arguments: list[str]) -> None:
     )
 
 
-def check_leaderboard_arguments(arguments: list[str]) -> None:
-    """The leaderboard's mistakes as one line: a bad or dead store, an output path that is a file, no sweep."""
-    import argparse
+def check_leaderboard_arguments(command: str, arguments: list[str]) -> None:
+    """The leaderboard's and report's mistakes as one line: a bad argument (first), a missing or dead
+    store, an output path that is a file, no sweep."""
+    from experiments.tracking import import_mlflow, require_existing_store, resolve_tracking_uri
 
-    from experiments.tracking import TrackingSettings, import_mlflow, require_existing_store, resolve_tracking_uri
-
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--tracking-uri", default=TrackingSettings.uri)
-    parser.add_argument("--experiment", default=TrackingSettings.experiment)
-    parser.add_argument("--sweep", default=None)
-    parser.add_argument("--output-dir", default=None)
-    known, _ = parser.parse_known_args(arguments)
+    if command == "report":
+        from experiments.report import build_parser
+    else:
+        from experiments.leaderboard import build_parser
+    known = build_parser().parse_args(arguments)  # exits with one line on a bad argument
     uri = resolve_tracking_uri(known.tracking_uri, Path.cwd())
     require_existing_store(uri)  # reading results must not create an empty store
-    if known.output_dir is not None and Path(known.output_dir).exists() and not Path(known.output_dir).is_dir():
+    if known.output_dir is not None and known.output_dir.exists() and not known.output_dir.is_dir():
         raise UsageError(f"--output-dir must be a directory; got '{known.output_dir}', an existing file")
     if known.sweep == "latest":
         from experiments.leaderboard import latest_sweep_dir
@@ -202,7 +201,7 @@ def read_results(command: str, arguments: list[str]) -> int:
         from experiments.report import main as command_main
     else:
         from experiments.leaderboard import main as command_main
-    return _subcommand(command, command_main, arguments, check=check_leaderboard_arguments)
+    return _subcommand(command, command_main, arguments, check=functools.partial(check_leaderboard_arguments, command))
 
 
 def rerun_command(arguments: list[str]) -> int:

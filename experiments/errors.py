@@ -7,6 +7,9 @@ what was given. The CLI prints exactly that line.
 
 from __future__ import annotations
 
+import argparse
+from typing import NoReturn
+
 from strategies.errors import StrategyInputError, UnknownNameError
 
 
@@ -30,3 +33,14 @@ class DatasetFormatError(ValueError):
 USER_ERRORS = (
     ConfigError, DatasetNotFoundError, DatasetFormatError, StrategyInputError, TrackingError, UnknownNameError
 )
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse for the subcommands, whose mistakes are one line and exit 2, like every other alsweep error.
+
+    argparse's own ``error`` prints the whole usage block first; the line here names the
+    subcommand, argparse's reason and where the usage is.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"alsweep: error: {self.prog}: {message}; see '{self.prog} --help'\n")

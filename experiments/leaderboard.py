@@ -33,6 +33,7 @@ from experiments.comparison import (
     select_versions,
 )
 from experiments.curves import plot_learning_curves
+from experiments.errors import OneLineArgumentParser
 from experiments.mlflow_reader import fetch_runs, latest_sweep_dir
 from experiments.tracking import TrackingSettings, resolve_tracking_uri
 
@@ -203,11 +204,15 @@ def load(args: argparse.Namespace, command: str) -> tuple[list[Group], list[str]
     return groups, notes + version_notes(groups), sweep_dir or ""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="alsweep leaderboard", description=__doc__.split("\n\n")[0])
+def build_parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(prog="alsweep leaderboard", description=__doc__.split("\n\n")[0])
     add_selection_arguments(parser)
     parser.add_argument("--output-dir", type=Path, default=None, help="where the CSV and PNG go (default: leaderboard/<experiment>)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     loaded = load(args, "leaderboard")
     if loaded is None:
         return 1

@@ -11,12 +11,13 @@ a plugin that failed to import is listed too, with its error in place of a hash.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
+
+from experiments.errors import OneLineArgumentParser
 
 LISTINGS = ("strategies", "datasets", "models")
 FAILED = "import failed"
@@ -120,7 +121,7 @@ def _print_table(kind: str, rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str]) -> int:
     """``argv[0]`` is the listing (``strategies``, ``datasets`` or ``models``), the rest its options."""
     kind, rest = argv[0], argv[1:]
-    parser = argparse.ArgumentParser(prog=f"alsweep {kind}", description=f"List the registered {kind}, plugins included.")
+    parser = OneLineArgumentParser(prog=f"alsweep {kind}", description=f"List the registered {kind}, plugins included.")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     args = parser.parse_args(rest)
     with warnings.catch_warnings():

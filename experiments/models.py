@@ -27,7 +27,6 @@ import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from experiments.errors import ConfigError

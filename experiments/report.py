@@ -19,7 +19,6 @@ summarise. The numbers are the same tables ``alsweep leaderboard`` prints.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import math
@@ -31,10 +30,10 @@ import numpy as np
 
 from experiments import comparison as cmp
 from experiments.curves import _pyplot
+from experiments.errors import OneLineArgumentParser
 from experiments.leaderboard import (
     add_selection_arguments,
     fmt,
-    fmt_ci,
     fmt_p,
     legend,
     load,
@@ -325,12 +324,16 @@ def log_to_mlflow(tracking_uri: str, experiment: str, sweep_dir: str, paths: Seq
     return run.info.run_id
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="alsweep report", description=__doc__.split("\n\n")[0])
+def build_parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(prog="alsweep report", description=__doc__.split("\n\n")[0])
     add_selection_arguments(parser)
     parser.add_argument("--output-dir", type=Path, default=None, help="where the report goes (default: report/<experiment>)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the report to MLflow")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     loaded = load(args, "report")
     if loaded is None:
         return 1

@@ -21,7 +21,6 @@ package's own config.yaml first.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import subprocess
 import sys
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+
+from experiments.errors import OneLineArgumentParser
 
 #: Drifts of these kinds refuse a rerun unless --allow-drift.
 BLOCKING = ("code", "data")
@@ -172,7 +173,7 @@ def compare(client: Any, original_id: str, new_id: str, original_selections: Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="alsweep rerun", description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="alsweep rerun", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_id")
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store holding the run (default: ./mlflow.db)")
     parser.add_argument("--allow-drift", action="store_true", help="rerun even if the code or the data drifted")
@@ -180,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from experiments.runner import run_experiment
-    from experiments.tracking import import_mlflow, require_existing_store, resolve_tracking_uri
+    from experiments.tracking import (
+        import_mlflow,
+        require_existing_store,
+        resolve_tracking_uri,
+    )
 
     mlflow = import_mlflow()
     launch_dir = Path.cwd()

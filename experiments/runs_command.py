@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.errors import USER_ERRORS, TrackingError
+from experiments.errors import USER_ERRORS, OneLineArgumentParser, TrackingError
 from experiments.tracking import (
     HOST_TAG,
     PID_TAG,
@@ -27,7 +27,7 @@ from experiments.tracking import (
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="alsweep runs", description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="alsweep runs", description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", default=TrackingSettings.uri, help="MLflow store (default: %(default)s)")
     parser.add_argument("--experiment", default=None, help="only this MLflow experiment (default: all)")
     parser.add_argument("--reap", action="store_true", help="mark RUNNING runs whose process is gone KILLED")

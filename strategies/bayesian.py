@@ -8,7 +8,6 @@ fill up with near-duplicates of one uncertain region.
 
 from __future__ import annotations
 
-import math
 
 import torch
 

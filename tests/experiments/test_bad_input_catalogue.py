@@ -13,7 +13,6 @@ case, which trains a few tiny rounds.
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import sqlite3
 import subprocess

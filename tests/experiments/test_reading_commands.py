@@ -43,3 +43,24 @@ def test_runs_names_the_missing_experiment_and_those_there(tmp_path):
         f"alsweep: error: --experiment: no experiment 'dmeo' in sqlite:///{tmp_path / 'mlflow.db'}; "
         "experiments there: Default, demo"
     )
+
+
+BAD_ARGUMENTS = {
+    "rerun_without_id": (["rerun"], "alsweep rerun: the following arguments are required: run_id"),
+    "leaderboard_unknown_option": (["leaderboard", "--experiment", "x", "--sweeep", "latest"], "alsweep leaderboard: unrecognized arguments: --sweeep latest"),
+    "report_missing_value": (["report", "--experiment"], "alsweep report: argument --experiment: expected one argument"),
+    "runs_unknown_option": (["runs", "--reep"], "alsweep runs: unrecognized arguments: --reep"),
+    "listing_unknown_option": (["strategies", "--jsn"], "alsweep strategies: unrecognized arguments: --jsn"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ARGUMENTS))
+def test_a_bad_argument_is_one_line_not_argparse_usage_block(tmp_path, name):
+    arguments, reason = BAD_ARGUMENTS[name]
+    done = subprocess.run(
+        [alsweep_executable(), *arguments], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"alsweep: error: {reason}"), lines
+    assert "--help" in lines[0]

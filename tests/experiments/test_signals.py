@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from experiments import signals
-from experiments.tracking import RunTracker, TrackingSettings, import_mlflow
+from experiments.tracking import RunTracker, TrackingSettings
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from experiments.tracking import (
     resolve_artifact_location,
     resolve_tracking_uri,
 )
-from strategies import UnknownNameError, get_strategy
+from strategies import UnknownNameError
 from strategies.code_hash import kernels_code_hash
 from experiments.runner import alsweep_code_hash
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from kernels import clustering, hac
+from kernels import hac
 from strategies import PoolView, StrategyInputError, get_strategy
 from strategies.diversity import _kmeans_assignment
 from tests.conftest import random_probs
