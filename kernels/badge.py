@@ -52,6 +52,10 @@ def badge_seeding(
     a_N_C = gradient_factors(probs_N_C)
     h_N_D = emb_N_D.float()
     sq_norm_N = a_N_C.square().sum(dim=1) * h_N_D.square().sum(dim=1)
+    # class- and feature-major copies: each pick's products are then gemvs over contiguous
+    # columns, 3-4x faster on a CPU than over [N, D] rows (see kernels.kcenter._PickUpdater)
+    h_D_N = h_N_D.T.contiguous()
+    a_C_N = a_N_C.T.contiguous()
     min_sq_N = torch.full((num_rows,), math.inf, dtype=torch.float32, device=h_N_D.device)
     picked_N = torch.zeros(num_rows, dtype=torch.bool, device=h_N_D.device)
     # two reused [N] buffers: no per-pick allocation of pool-sized temporaries
@@ -68,8 +72,8 @@ def badge_seeding(
                 pick = draw_unpicked(picked_N, uniforms[b])
         picks.append(pick)
         picked_N[pick] = True
-        torch.mv(h_N_D, h_N_D[pick], out=h_dots_N)
-        torch.mv(a_N_C, a_N_C[pick], out=a_dots_N)
+        torch.mv(h_D_N.T, h_D_N[:, pick], out=h_dots_N)
+        torch.mv(a_C_N.T, a_C_N[:, pick], out=a_dots_N)
         # ||g_i − g_c||² = ||g_i||² + ||g_c||² − 2 ⟨a_i, a_c⟩⟨h_i, h_c⟩
         h_dots_N.mul_(a_dots_N).mul_(-2.0).add_(sq_norm_N).add_(sq_norm_N[pick]).clamp_(min=0.0)
         torch.minimum(min_sq_N, h_dots_N, out=min_sq_N)

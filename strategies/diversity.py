@@ -92,7 +92,8 @@ def _fill_uniformly(chosen_b: torch.Tensor, pool_size: int, query_size: int, gen
     return torch.cat([chosen_b, free[order[:missing]]])
 
 
-@register_strategy(name="badge", version="1.0", needs=("probs", "emb"), batch_aware=True, paper=_BADGE_PAPER)
+# 1.1: k-means++ distances come from a feature-major gemv; rounding differs, so a draw can change
+@register_strategy(name="badge", version="1.1", needs=("probs", "emb"), batch_aware=True, paper=_BADGE_PAPER)
 def badge(pool: PoolView, query_size: int, *, generator: torch.Generator) -> Selection:
     """k-means++ seeding on gradient embeddings g_i = (p_i − e_ŷi) ⊗ h_i, never materialised (N x C·D).
 
@@ -104,8 +105,9 @@ def badge(pool: PoolView, query_size: int, *, generator: torch.Generator) -> Sel
     return Selection(picks_B.to(pool.device), sq_norm_N.to(pool.device))
 
 
+# 1.1: k-means++ distances come from a feature-major gemv; rounding differs, so a draw can change
 @register_strategy(
-    name="kmeans", version="1.0", needs=("emb",), batch_aware=True, paper=_KMEANS_PAPER, check_params=_check_kmeans
+    name="kmeans", version="1.1", needs=("emb",), batch_aware=True, paper=_KMEANS_PAPER, check_params=_check_kmeans
 )
 def kmeans(
     pool: PoolView, query_size: int, *, generator: torch.Generator,
@@ -140,8 +142,9 @@ def _kmeans_assignment(
     return assignment_N, sq_dist_N, num_clusters
 
 
+# 1.1: k-means++ distances come from a feature-major gemv; rounding differs, so a draw can change
 @register_strategy(
-    name="typiclust", version="1.0", needs=("emb", "labelled_emb"), batch_aware=True, paper=_TYPICLUST_PAPER,
+    name="typiclust", version="1.1", needs=("emb", "labelled_emb"), batch_aware=True, paper=_TYPICLUST_PAPER,
     check_params=_check_typiclust,
 )
 def typiclust(
@@ -205,8 +208,9 @@ def typiclust(
     return Selection(picks.to(pool.device), scores_N.to(pool.device))
 
 
+# 1.1: k-means++ distances come from a feature-major gemv; rounding differs, so a draw can change
 @register_strategy(
-    name="probcover", version="1.0", needs=("emb", "labelled_emb"), batch_aware=True, paper=_PROBCOVER_PAPER,
+    name="probcover", version="1.1", needs=("emb", "labelled_emb"), batch_aware=True, paper=_PROBCOVER_PAPER,
     check_params=_check_probcover,
 )
 def probcover(
