@@ -49,14 +49,33 @@ def ball_graph(
     counts_N = torch.zeros(num_rows, dtype=torch.int64, device=x_N_D.device)
     pieces = []
     total = 0
-    for rows in chunk_slices(num_rows, TILE_ROWS):
-        row_pairs = []
-        for cols in chunk_slices(num_rows, TILE_COLUMNS):
+    blocks = list(chunk_slices(num_rows, TILE_ROWS))
+    # Distances are symmetric: only the tiles on and above the diagonal are computed (half the
+    # N x N x D FLOPs), and a tile above it also gives the transposed pairs of a later row block.
+    # That also makes the graph exactly symmetric, whatever the rounding of the two orientations.
+    transposed_pairs: dict[int, list[torch.Tensor]] = {}
+    pending_edges = 0  # held for later row blocks: they count against max_edges already
+    for block_index, rows in enumerate(blocks):
+        row_pairs = transposed_pairs.pop(block_index, [])
+        pending_edges -= sum(piece.shape[0] for piece in row_pairs)
+        for column_index in range(block_index, len(blocks)):
+            cols = blocks[column_index]
             sq_dist = torch.addmm(sq_norm_N[cols], x_N_D[rows], x_N_D[cols].T, alpha=-2.0).add_(sq_norm_N[rows].unsqueeze(1))
             pairs = (sq_dist < sq_delta).nonzero()
             pairs[:, 0] += rows.start
             pairs[:, 1] += cols.start
-            row_pairs.append(pairs)
+            if column_index == block_index:
+                # within the diagonal tile too, (i, j) decides (j, i)
+                pairs = pairs[pairs[:, 0] < pairs[:, 1]]
+                row_pairs += [pairs, pairs.flip(1)]
+            else:
+                row_pairs.append(pairs)
+                transposed_pairs.setdefault(column_index, []).append(pairs.flip(1))
+                pending_edges += pairs.shape[0]
+            if total + pending_edges > max_edges:
+                raise TooManyEdgesError(
+                    f"the delta-ball graph has more than max_edges={max_edges} edges at delta={delta:g}"
+                )
         pairs = torch.cat(row_pairs)
         # the expansion can miss a point's own zero distance by rounding; every ball holds its centre
         own = torch.arange(rows.start, rows.stop, device=x_N_D.device)

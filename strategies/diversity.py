@@ -208,9 +208,10 @@ def typiclust(
     return Selection(picks.to(pool.device), scores_N.to(pool.device))
 
 
+# 1.2: the ball graph is built from the tiles on and above the diagonal, so it is exactly symmetric
 # 1.1: k-means++ distances come from a feature-major gemv; rounding differs, so a draw can change
 @register_strategy(
-    name="probcover", version="1.1", needs=("emb", "labelled_emb"), batch_aware=True, paper=_PROBCOVER_PAPER,
+    name="probcover", version="1.2", needs=("emb", "labelled_emb"), batch_aware=True, paper=_PROBCOVER_PAPER,
     check_params=_check_probcover,
 )
 def probcover(
