@@ -192,6 +192,10 @@ def check_param_types(spec: StrategySpec, params: Mapping[str, Any]) -> None:
         default = spec.defaults.get(name)
         if default is None or value is None:
             continue
+        if isinstance(default, str) and spec.value_checker is not None:
+            # a string default can be a sentinel of a union (probcover's delta: a number or 'auto');
+            # the strategy's own value checker knows which values it takes
+            continue
         if isinstance(default, bool):
             ok = isinstance(value, bool)
         elif _is_int(default):

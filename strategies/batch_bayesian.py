@@ -31,7 +31,7 @@ def _check_epig(params, pool_size, key_prefix):
     # larger than the pool is an error rather than clamped: more distinct targets than exist were asked for
     require_int(
         "epig", key_prefix + "target_size", params["target_size"], 1, maximum=pool_size, optional=True,
-        maximum_means=" (the pool size N)" if pool_size is not None else "",
+        maximum_means=" (N: the smallest pool it is called on)" if pool_size is not None else "",
     )
 
 

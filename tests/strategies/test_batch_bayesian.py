@@ -85,7 +85,7 @@ def test_epig_default_target_size_fits_small_pools():
 @pytest.mark.parametrize("bad", [41, 0, -1, 2.5, True])
 def test_epig_target_size_outside_the_pool_is_a_one_line_error_naming_the_key(bad):
     with pytest.raises(
-        StrategyInputError, match=rf"^epig: 'params.target_size' must be null or an integer in \[1, 40\] \(the pool size N\); got {bad!r}$"
+        StrategyInputError, match=rf"^epig: 'params.target_size' must be null or an integer in \[1, 40\] \(N: the smallest pool it is called on\); got {bad!r}$"
     ):
         get_strategy("epig")(random_pool(40, 3, 2, seed=0), 3, generator=generator(), target_size=bad)
 

@@ -69,3 +69,13 @@ def test_an_empty_pool_does_not_compare_values_with_n():
 def test_unknown_names_are_still_refused_first():
     with pytest.raises(StrategyInputError, match="unknown parameter 'strategy.params.dleta'"):
         get_strategy("probcover").check_param_values({"dleta": -1})
+
+
+def test_a_numeric_delta_passes_the_config_type_check():
+    # the default 'auto' is a string, yet probcover takes a number too: its own checker decides
+    from experiments.config import parse_strategy
+
+    spec, params = parse_strategy({"name": "probcover", "params": {"delta": 0.3}})
+    assert params == {"delta": 0.3}
+    with pytest.raises(StrategyInputError, match="'strategy.params.delta' must be a number > 0 or 'auto'; got 'tiny'"):
+        spec.check_param_values({"delta": "tiny"})
