@@ -11,25 +11,16 @@ choice when dropout sits inside the backbone).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from experiments.models import ALModel
+from experiments.settings import InferenceSettings
 from strategies import PoolView
 
 MC_MODES = ("head", "full")
-
-
-@dataclass(frozen=True)
-class InferenceSettings:
-    """``inference.*`` config: batch size of every forward pass and the MC-dropout setup."""
-
-    batch_size: int = 1024
-    mc_samples: int = 20
-    mc_mode: str = "head"
 
 
 def _batches(x: torch.Tensor, batch_size: int) -> Iterable[torch.Tensor]:

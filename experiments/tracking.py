@@ -17,7 +17,6 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from omegaconf import DictConfig
 
 from experiments import signals
 from experiments.errors import ConfigError, TrackingError
+from experiments.settings import TrackingSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,6 @@ PROBE_TIMEOUT_SECONDS = 3.0
 HOST_TAG, PID_TAG, PID_START_TAG = "alsweep.host", "alsweep.pid", "alsweep.pid_start"
 CONFIG_HASH_TAG = "config_hash"
 _LOCKED_RETRIES = 8
-
-
-@dataclass(frozen=True)
-class TrackingSettings:
-    """``tracking.*`` config."""
-
-    enabled: bool = True
-    uri: str = "sqlite:///mlflow.db"
-    experiment: str = "alsweep"
-    artifact_location: str | None = "mlruns"
 
 
 def import_mlflow():
