@@ -192,3 +192,18 @@ def test_a_float_override_of_an_int_free_value_is_converted():
     composed = _compose(CONFIG_DIR, "trainer.lr=1", "loop.rounds='5'")
     assert composed["trainer"]["lr"] == 1.0 and isinstance(composed["trainer"]["lr"], float)
     assert composed["loop"]["rounds"] == 5
+
+
+def test_rerun_merges_a_recorded_config_onto_the_schema():
+    """alsweep rerun runs a recorded config.yaml: keys the schema gained since take its defaults,
+    a key it does not declare or a wrong type is one line."""
+    from experiments.rerun import schema_checked
+
+    recorded = _compose(CONFIG_DIR, "experiment=smoke")
+    older = {key: value for key, value in recorded.items() if key != "kernels"}
+    older["trainer"] = {key: value for key, value in recorded["trainer"].items() if key != "ema_decay"}
+    assert schema_checked(OmegaConf.create(older)) == recorded
+    with pytest.raises(ConfigError, match=r"^loop\.rounds must be an integer; got 'three'$"):
+        schema_checked(OmegaConf.create({**recorded, "loop": {**recorded["loop"], "rounds": "three"}}))
+    with pytest.raises(ConfigError, match="trainer_old"):
+        schema_checked(OmegaConf.create({**recorded, "trainer_old": {}}))
