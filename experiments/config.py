@@ -5,8 +5,9 @@
 was given. Defaults and types are not here: they are the schema of
 `experiments.settings`, which Hydra composes every config onto (a key a
 container lacks takes the schema's default here too); this module checks the
-values' ranges, choices and consistency. `check_against_dataset` adds the checks that need the dataset's
-size. `workflow_id` and `flatten_config` feed MLflow's tags and params.
+values' ranges, choices and consistency. `check_against_dataset` adds the
+checks that need the dataset's size. `workflow_id` and `flatten_config` feed
+MLflow's tags and params.
 """
 
 from __future__ import annotations

@@ -171,21 +171,38 @@ def _describe_type(declared) -> str:
 
 
 def schema_error_line(error: BaseException) -> str | None:
-    """One line for a value the config schema rejects, or None when ``error`` is not such a rejection.
+    """One line for what the config schema rejects, or None when ``error`` is not such a rejection.
 
     OmegaConf's ValidationError (reached through Hydra's 'Error merging override ...') spans
     several lines (value, full_key, reference_type, object_type); this keeps the key, the type the
     schema declares for it and the value given: ``loop.rounds must be an integer; got 'abc'``.
+    A yaml key the schema lacks (ConfigKeyError) becomes ``unknown key 'trainer.epochz' (did you
+    mean 'epochs'?) in trainer/bad.yaml; allowed in 'trainer': ...``.
     """
-    from omegaconf.errors import ValidationError
+    import dataclasses
+    import re
 
-    from experiments.settings import field_type
+    from omegaconf.errors import ConfigKeyError, ValidationError
+
+    from experiments.settings import field_names, field_type
 
     cause: BaseException | None = error
-    while cause is not None and not isinstance(cause, ValidationError):
+    while cause is not None and not isinstance(cause, (ValidationError, ConfigKeyError)):
         cause = cause.__cause__ or cause.__context__
     if cause is None or not cause.full_key:
         return None
+    if isinstance(cause, ConfigKeyError):
+        if not dataclasses.is_dataclass(cause.object_type):
+            return None
+        # a yaml key the schema does not declare; Hydra's first line names the yaml it came from
+        source = re.match(r"In '([^']+)'", str(error))
+        parent = cause.full_key.rpartition(".")[0]
+        allowed = field_names(cause.object_type)
+        return (
+            f"unknown key '{cause.full_key}'{_closest(str(cause.key), allowed)}"
+            + (f" in {source.group(1)}.yaml" if source else "")
+            + (f"; allowed in '{parent}': " if parent else "; allowed at the top level: ") + ", ".join(allowed)
+        )
     declared = field_type(cause.object_type, str(cause.key)) if isinstance(cause.object_type, type) else None
     allowed = _describe_type(declared) if declared is not None else "of the schema's type"
     return f"{cause.full_key} must be {allowed}; got {cause.value!r}"
