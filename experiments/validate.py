@@ -4,8 +4,9 @@
 output folder or the tracking callback creates ``mlflow.db``. It turns the
 mistakes Hydra reports in a multi-line block (an unknown key without ``+``, a
 misspelt launcher, a comma list without ``-m``, an empty sweep value, ``-m``
-with ``--info``) into one line naming the key, the closest valid name and the
-fix. Then it composes the config of every job of the sweep and checks it as a
+with ``--info``, a value of the wrong type for the config schema of
+`experiments.settings`, a yaml key that schema lacks) into one line naming the
+key, the allowed type or the closest valid name, and the fix. Then it composes the config of every job of the sweep and checks it as a
 job would (`experiments.runner.check_config`: keys, values, strategy
 parameter types, needs against the model, sizes against the dataset), so a
 typo in job 17 stops the sweep before job 1 trains. Last, it checks once for
