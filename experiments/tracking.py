@@ -371,8 +371,13 @@ class RunTracker:
 
         timestamp = int(time.time() * 1000)
         batch = [Metric(key, float(value), timestamp, step) for key, value in metrics.items()]
-        _retry_when_locked(lambda: self._client.log_batch(self.run_id, metrics=batch, synchronous=True))
-        self.logged_steps.add(step)
+        # the write and its record in logged_steps go together: a signal between them made the
+        # run's finish log the same round again (a duplicated step in the KILLED run). A signal held
+        # back here is raised by the caller's next safe point (on_round, the loop), not here: the
+        # finish of an interrupted run logs through this method too.
+        with signals.deferred():
+            _retry_when_locked(lambda: self._client.log_batch(self.run_id, metrics=batch, synchronous=True))
+            self.logged_steps.add(step)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
