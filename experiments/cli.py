@@ -32,6 +32,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.errors import USER_ERRORS
+from experiments.settings import register_configs
 from experiments.signals import RunInterrupted, install, stop_file
 from experiments.validate import UsageError, validate_command
 from strategies import UnknownNameError
@@ -52,6 +53,10 @@ def find_config_dir() -> Path:
 
 
 CONFIG_DIR = find_config_dir()
+# conf/config.yaml extends the schema in the ConfigStore. Registered at import, not in main(): sweep workers
+# (joblib, submitit) compose their job's config in a fresh process that imports this module to unpickle
+# hydra_main, and tests compose against CONFIG_DIR after importing it.
+register_configs()
 #: Config groups whose options are the yaml files in conf/<group>/.
 CHECKED_GROUPS = ("dataset", "model", "strategy", "loop", "trainer", "tracking", "experiment")
 _SWEEP_FUNCTION = re.compile(r"^(choice)\((.*)\)$")

@@ -2,13 +2,16 @@
 
 `parse_settings` checks every key the run uses and raises `ConfigError` (or
 `UnknownNameError`) with one line naming the key, the allowed values and what
-was given. `check_against_dataset` adds the checks that need the dataset's
-size. `workflow_id` and `flatten_config` feed MLflow's tags and params.
+was given. Defaults and types are not here: they are the schema of
+`experiments.settings`, which Hydra composes every config onto (a key a
+container lacks takes the schema's default here too); this module checks the
+values' ranges, choices and consistency. `check_against_dataset` adds the
+checks that need the dataset's size. `workflow_id` and `flatten_config` feed
+MLflow's tags and params.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import numbers
@@ -21,11 +24,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.datasets import DATASET_NAMES
 from experiments.errors import ConfigError
-from experiments.inference import MC_MODES, InferenceSettings
-from experiments.loop import INITIAL_SELECTIONS, LoopSettings
+from experiments.inference import MC_MODES
+from experiments.loop import INITIAL_SELECTIONS
 from experiments.models import MODEL_NAMES
-from experiments.tracking import TrackingSettings
-from experiments.training import LR_SCHEDULES, OPTIMIZERS, TrainerSettings
+from experiments.settings import (
+    AlsweepSchema,
+    InferenceSettings,
+    LoopSettings,
+    TrackingSettings,
+    TrainerSettings,
+    field_names,
+    schema_defaults,
+)
+from experiments.training import LR_SCHEDULES, OPTIMIZERS
 from kernels.backend import BACKENDS, cupy_or_none
 from strategies import StrategySpec, UnknownNameError, get_strategy
 
@@ -45,8 +56,10 @@ class NamedSettings:
 
 @dataclass(frozen=True)
 class DatasetSettings(NamedSettings):
-    root: str | None = None
-    download: bool = True
+    """``dataset.*``; the defaults of ``root`` and ``download`` are `experiments.settings.DatasetSchema`'s."""
+
+    root: str | None
+    download: bool
 
 
 @dataclass(frozen=True)
@@ -64,8 +77,8 @@ class ExperimentSettings:
     trainer: TrainerSettings
     inference: InferenceSettings
     tracking: TrackingSettings
-    resume: str = "auto"
-    kernels_backend: str = "auto"
+    resume: str
+    kernels_backend: str
 
 
 def _is_int(value: Any) -> bool:
@@ -112,8 +125,19 @@ def _section(cfg: Mapping, key: str, allowed: tuple[str, ...]) -> dict:
     return values
 
 
-def _field_names(settings_class: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(settings_class))
+def _with_schema_defaults(values: Mapping, defaults: Mapping) -> dict:
+    """``values`` with every key it lacks taken from the schema's defaults, at any depth.
+
+    A config composed by Hydra has them all already; a container from elsewhere (a recorded
+    config.yaml, a test's dict) gets the same defaults, never a second copy of them.
+    """
+    filled = dict(values)
+    for key, default in defaults.items():
+        if key not in filled:
+            filled[key] = default
+        elif isinstance(default, Mapping) and isinstance(filled[key], Mapping):
+            filled[key] = _with_schema_defaults(filled[key], default)
+    return filled
 
 
 def parse_loop(values: dict) -> LoopSettings:
@@ -220,10 +244,8 @@ def parse_settings(cfg: DictConfig | Mapping) -> ExperimentSettings:
     if isinstance(cfg, DictConfig):
         cfg = resolved_container(cfg)
     cfg = {key: value for key, value in cfg.items() if key != "hydra"}
-    top_level = (
-        "seed", "device", "threads", "resume", "dataset", "model", "strategy", "loop", "trainer", "inference", "tracking",
-        "kernels",
-    )
+    cfg = _with_schema_defaults(cfg, schema_defaults())
+    top_level = field_names(AlsweepSchema)
     unknown = sorted(set(cfg) - set(top_level))
     if unknown:
         raise ConfigError(f"unknown top-level key '{unknown[0]}'; allowed: {', '.join(top_level)}")
@@ -236,30 +258,25 @@ def parse_settings(cfg: DictConfig | Mapping) -> ExperimentSettings:
         raise UnknownNameError("model", model_node.get("name"), MODEL_NAMES, key="model.name")
     strategy_spec, strategy_params = parse_strategy(_section(cfg, "strategy", ("name", "params")))
     return ExperimentSettings(
-        seed=_check_int("seed", cfg.get("seed"), 0),
-        device=_check_choice("device", cfg.get("device", "auto"), DEVICES),
-        threads=_check_int("threads", cfg.get("threads"), 1, optional=True),
+        seed=_check_int("seed", cfg["seed"], 0),
+        device=_check_choice("device", cfg["device"], DEVICES),
+        threads=_check_int("threads", cfg["threads"], 1, optional=True),
         dataset=DatasetSettings(
             name=str(dataset_node.pop("name", None)),
-            root=dataset_node.pop("root", None),
-            download=_check_bool("dataset.download", dataset_node.pop("download", True)),
+            root=dataset_node.pop("root"),
+            download=_check_bool("dataset.download", dataset_node.pop("download")),
             options=dataset_node,
         ),
         model=NamedSettings(name=str(model_node.pop("name", None)), options=model_node),
         strategy=strategy_spec,
         strategy_params=strategy_params,
-        loop=parse_loop(_section(cfg, "loop", _field_names(LoopSettings))),
-        trainer=parse_trainer(_section(cfg, "trainer", _field_names(TrainerSettings))),
-        inference=parse_inference(_section(cfg, "inference", _field_names(InferenceSettings))),
-        tracking=parse_tracking(_section(cfg, "tracking", _field_names(TrackingSettings))),
-        resume=_check_choice("resume", cfg.get("resume", "auto"), RESUME_MODES),
-        kernels_backend=_check_choice("kernels.backend", _kernels_section(cfg).get("backend", "auto"), BACKENDS),
+        loop=parse_loop(_section(cfg, "loop", field_names(LoopSettings))),
+        trainer=parse_trainer(_section(cfg, "trainer", field_names(TrainerSettings))),
+        inference=parse_inference(_section(cfg, "inference", field_names(InferenceSettings))),
+        tracking=parse_tracking(_section(cfg, "tracking", field_names(TrackingSettings))),
+        resume=_check_choice("resume", cfg["resume"], RESUME_MODES),
+        kernels_backend=_check_choice("kernels.backend", _section(cfg, "kernels", ("backend",))["backend"], BACKENDS),
     )
-
-
-def _kernels_section(cfg: Mapping) -> dict:
-    """``kernels.*`` (optional: configs composed before it existed have none)."""
-    return _section(cfg, "kernels", ("backend",)) if "kernels" in cfg else {}
 
 
 def check_kernels_backend(settings: ExperimentSettings, device: torch.device) -> None:

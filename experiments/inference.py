@@ -12,26 +12,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from experiments.models import ALModel
+from experiments.settings import InferenceSettings
 from kernels.chunking import rows_fitting_free_memory
 from strategies import PoolView
 
 MC_MODES = ("head", "full")
-
-
-@dataclass(frozen=True)
-class InferenceSettings:
-    """``inference.*`` config: batch size of every forward pass and the MC-dropout setup."""
-
-    batch_size: int = 1024
-    mc_samples: int = 20
-    mc_mode: str = "head"
 
 
 def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:

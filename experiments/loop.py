@@ -28,6 +28,7 @@ from experiments.history_store import HistoryStore, HistoryTracker
 from experiments.inference import InferenceSettings, infer_pool
 from experiments.models import ALModel
 from experiments.round_state import STATE_FILE, RoundState
+from experiments.settings import LoopSettings
 from experiments.signals import raise_if_interrupted
 from experiments.training import TrainerSettings, evaluate, train_model
 from strategies import PoolView, Selection, StrategySpec
@@ -35,33 +36,6 @@ from strategies import PoolView, Selection, StrategySpec
 log = logging.getLogger(__name__)
 
 INITIAL_SELECTIONS = ("balanced", "random")
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    """``loop.*`` config.
-
-    Attributes:
-        initial_size: labelled samples before the first round.
-        initial_selection: "balanced" (same count per class, as far as possible) or "random".
-        query_size: B, samples labelled per round.
-        rounds: R, acquisition rounds.
-        budget: optional cap on the labelled-set size; the last queries shrink to fit it.
-        pool_subset: score only a random subset of M unlabelled samples (None: the whole pool).
-        pool_subset_refresh: draw a new subset every round (True) or one for the whole run.
-        record_history: RECORD every round's pool probabilities (needed by history strategies).
-        warm_start: keep training the previous round's model instead of a fresh one.
-    """
-
-    initial_size: int = 100
-    initial_selection: str = "balanced"
-    query_size: int = 100
-    rounds: int = 10
-    budget: int | None = None
-    pool_subset: int | None = None
-    pool_subset_refresh: bool = True
-    record_history: bool = True
-    warm_start: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from experiments.errors import OneLineArgumentParser
+from experiments.errors import ConfigError, OneLineArgumentParser
 
 #: Drifts of these kinds refuse a rerun unless --allow-drift.
 BLOCKING = ("code", "data")
@@ -172,6 +172,24 @@ def compare(client: Any, original_id: str, new_id: str, original_selections: Pat
     return differences
 
 
+def schema_checked(recorded) -> dict:
+    """The recorded config merged onto the config schema, as the CLI's composition would give it.
+
+    A key the schema gained since the run takes its default; a key it lost, or a value of
+    the wrong type, is a one-line ConfigError instead of OmegaConf's multi-line block.
+    """
+    from omegaconf.errors import OmegaConfBaseException
+
+    from experiments.settings import schema_node
+    from experiments.validate import schema_error_line
+
+    try:
+        return OmegaConf.to_container(OmegaConf.merge(schema_node(), recorded), resolve=True)
+    except OmegaConfBaseException as error:
+        line = schema_error_line(error) or str(error).strip().splitlines()[0]
+        raise ConfigError(line) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(prog="alsweep rerun", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_id")
@@ -209,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             print(f"alsweep: error: run '{args.run_id}' cannot fetch its config.yaml/selections.csv artifacts: {first}", file=sys.stderr)
             return 2
-        container = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
+        try:
+            container = schema_checked(OmegaConf.load(config_path))
+        except ConfigError as error:
+            print(f"alsweep: error: run '{args.run_id}' has a config.yaml this version cannot run: {error}", file=sys.stderr)
+            return 2
         # the resolved config is what runs; the overrides say how it was asked for, and go to the new run too
         overrides = overrides_path.read_text().splitlines() if overrides_path is not None else []
         if overrides_path is None:

@@ -372,7 +372,9 @@ def _finish_records(
         if saved is not None:
             for result in completed_results(saved)[len(results):]:
                 results.append(result)
-                tracker.log_metrics(result.metrics(), step=result.round_index)
+                # a signal between on_round's logging and its append leaves a logged round out of `results`
+                if result.round_index not in tracker.logged_steps:
+                    tracker.log_metrics(result.metrics(), step=result.round_index)
         _write_selections(saved, selections_path)
         tracker.log_artifact(selections_path)
         if results:
@@ -468,6 +470,7 @@ def run_experiment(
             if result.selected_ids is not None:
                 with selections_path.open("a") as handle:
                     handle.writelines(f"{result.round_index},{int(i)}\n" for i in result.selected_ids.tolist())
+            raise_if_interrupted()  # one held back inside log_metrics: the round is recorded, stop now
 
         try:
             run_loop(

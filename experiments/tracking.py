@@ -17,7 +17,6 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from omegaconf import DictConfig
 
 from experiments import signals
 from experiments.errors import ConfigError, TrackingError
+from experiments.settings import TrackingSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,6 @@ PROBE_TIMEOUT_SECONDS = 3.0
 HOST_TAG, PID_TAG, PID_START_TAG = "alsweep.host", "alsweep.pid", "alsweep.pid_start"
 CONFIG_HASH_TAG = "config_hash"
 _LOCKED_RETRIES = 8
-
-
-@dataclass(frozen=True)
-class TrackingSettings:
-    """``tracking.*`` config."""
-
-    enabled: bool = True
-    uri: str = "sqlite:///mlflow.db"
-    experiment: str = "alsweep"
-    artifact_location: str | None = "mlruns"
 
 
 def import_mlflow():
@@ -416,8 +406,13 @@ class RunTracker:
 
         timestamp = int(time.time() * 1000)
         batch = [Metric(key, float(value), timestamp, step) for key, value in metrics.items()]
-        _retry_when_locked(lambda: self._client.log_batch(self.run_id, metrics=batch, synchronous=True))
-        self.logged_steps.add(step)
+        # the write and its record in logged_steps go together: a signal between them made the
+        # run's finish log the same round again (a duplicated step in the KILLED run). A signal held
+        # back here is raised by the caller's next safe point (on_round, the loop), not here: the
+        # finish of an interrupted run logs through this method too.
+        with signals.deferred():
+            _retry_when_locked(lambda: self._client.log_batch(self.run_id, metrics=batch, synchronous=True))
+            self.logged_steps.add(step)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag

@@ -14,39 +14,10 @@ import torch.nn.functional as F
 
 from experiments.inference import map_batches
 from experiments.models import ALModel
+from experiments.settings import TrainerSettings
 
 OPTIMIZERS = ("adam", "adamw", "nadam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
-
-
-@dataclass(frozen=True)
-class TrainerSettings:
-    """``trainer.*`` config.
-
-    The number of optimiser steps is ``max(epochs * ceil(L / batch_size), min_steps)``:
-    early rounds have few labels, and a fixed epoch count would then give the
-    model only a handful of updates.
-
-    ``lr_schedule="cosine"`` anneals the learning rate to 0 over those steps
-    after ``warmup_steps`` of linear warm-up, so the model that is evaluated
-    sits at the end of an annealed run instead of wherever the last noisy
-    step left it. ``ema_decay > 0`` keeps an exponential moving average of the
-    weights (and batch-norm buffers) over the second half of the steps and
-    evaluates that average: an average of the last checkpoints, which smooths
-    what a single step leaves behind.
-    """
-
-    # the recipe of conf/trainer/default.yaml (issue 7); tests/experiments/test_config_defaults.py keeps the two equal
-    epochs: int = 30
-    min_steps: int = 300
-    batch_size: int = 64
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    momentum: float = 0.9
-    lr_schedule: str = "cosine"
-    warmup_steps: int = 30
-    ema_decay: float = 0.99
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@
 output folder or the tracking callback creates ``mlflow.db``. It turns the
 mistakes Hydra reports in a multi-line block (an unknown key without ``+``, a
 misspelt launcher, a comma list without ``-m``, an empty sweep value, ``-m``
-with ``--info``) into one line naming the key, the closest valid name and the
-fix. Then it composes the config of every job of the sweep and checks it as a
+with ``--info``, a value of the wrong type for the config schema of
+`experiments.settings`, a yaml key that schema lacks) into one line naming the
+key, the allowed type or the closest valid name, and the fix. Then it composes the config of every job of the sweep and checks it as a
 job would (`experiments.runner.check_config`: keys, values, strategy
 parameter types, needs against the model, sizes against the dataset), so a
 typo in job 17 stops the sweep before job 1 trains. Last, it checks once for
@@ -121,6 +122,8 @@ def _check_keys_exist(base, overrides: list[str], config_dir: Path) -> None:
 
 def _preset_leaks(arguments: list[str], config_dir: Path) -> list[str]:
     """``~group.key`` deletions for keys a preset sets in a group whose option the user chose."""
+    from experiments.settings import GROUP_SCHEMAS, field_names
+
     chosen = {}
     preset = None
     for argument in arguments:
@@ -140,12 +143,81 @@ def _preset_leaks(arguments: list[str], config_dir: Path) -> list[str]:
         preset_node = preset_values.get(group)
         if not isinstance(preset_node, Mapping) or not option_file.is_file():
             continue
+        # the option's keys are its yaml's plus those of the schema it extends (the yaml omits schema defaults)
         option_keys = set(OmegaConf.to_container(OmegaConf.load(option_file)) or {})
+        if group in GROUP_SCHEMAS:
+            option_keys |= set(field_names(GROUP_SCHEMAS[group]))
         explicit = {argument.partition("=")[0].lstrip("+~") for argument in arguments}
         for key in preset_node:
             if key not in option_keys and f"{group}.{key}" not in explicit:
                 deletions.append(f"~{group}.{key}")
     return deletions
+
+
+def _describe_type(declared) -> str:
+    """``int | None`` -> 'an integer or null': the allowed values of a schema field, in the words of parse_settings."""
+    import types
+    import typing
+
+    if isinstance(declared, types.UnionType) or typing.get_origin(declared) is typing.Union:
+        members = [member for member in typing.get_args(declared) if member is not type(None)]
+        described = " or ".join(_describe_type(member) for member in members)
+        return described + (" or null" if len(members) < len(typing.get_args(declared)) else "")
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if declared in names:
+        return names[declared]
+    if typing.get_origin(declared) is dict or declared is dict:
+        return "a mapping"
+    return f"of type {getattr(declared, '__name__', declared)}"
+
+
+def schema_error_line(error: BaseException) -> str | None:
+    """One line for what the config schema rejects, or None when ``error`` is not such a rejection.
+
+    OmegaConf's ValidationError (reached through Hydra's 'Error merging override ...') spans
+    several lines (value, full_key, reference_type, object_type); this keeps the key, the type the
+    schema declares for it and the value given: ``loop.rounds must be an integer; got 'abc'``.
+    A yaml key the schema lacks (ConfigKeyError) becomes ``unknown key 'trainer.epochz' (did you
+    mean 'epochs'?) in trainer/bad.yaml; allowed in 'trainer': ...``.
+    """
+    import dataclasses
+    import re
+
+    from omegaconf.errors import ConfigKeyError, ValidationError
+
+    from experiments.settings import field_names, field_type
+
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, (ValidationError, ConfigKeyError)):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None or not cause.full_key:
+        return None
+    if isinstance(cause, ConfigKeyError):
+        if not dataclasses.is_dataclass(cause.object_type):
+            return None
+        # a yaml key the schema does not declare; Hydra's first line names the yaml it came from
+        source = re.match(r"In '([^']+)'", str(error))
+        parent = cause.full_key.rpartition(".")[0]
+        allowed = field_names(cause.object_type)
+        return (
+            f"unknown key '{cause.full_key}'{_closest(str(cause.key), allowed)}"
+            + (f" in {source.group(1)}.yaml" if source else "")
+            + (f"; allowed in '{parent}': " if parent else "; allowed at the top level: ") + ", ".join(allowed)
+        )
+    declared = field_type(cause.object_type, str(cause.key)) if isinstance(cause.object_type, type) else None
+    allowed = _describe_type(declared) if declared is not None else "of the schema's type"
+    return f"{cause.full_key} must be {allowed}; got {cause.value!r}"
+
+
+def _compose(compose, overrides: list[str]):
+    """Hydra's compose, with a value of the wrong type (``loop.rounds=abc``) as one ConfigError line."""
+    try:
+        return compose("config", overrides=overrides)
+    except Exception as error:  # noqa: BLE001 - Hydra wraps the ValidationError in its own exception types
+        line = schema_error_line(error)
+        if line is None:
+            raise
+        raise ConfigError(line) from None
 
 
 def _check_launch_folder(container: Mapping, launch_dir: Path) -> None:
@@ -192,7 +264,9 @@ def validate_command(arguments: list[str], config_dir: Path) -> list[str]:
     from hydra.core.global_hydra import GlobalHydra
 
     from experiments.runner import check_config
+    from experiments.settings import register_configs
 
+    register_configs()
     multirun = any(a in _FLAG_OPTIONS for a in arguments)
     options = [a for a in arguments if a.startswith("-") and a not in _FLAG_OPTIONS]
     if multirun and any(a in ("-i", "--info") or a.startswith("--info=") for a in arguments):
@@ -214,14 +288,14 @@ def validate_command(arguments: list[str], config_dir: Path) -> list[str]:
                 jobs = jobs[:MAX_JOBS_CHECKED]
             groups_only = [o for o in jobs[0] if "/" in o.split("=")[0] or _is_group(config_dir, o.split("=")[0].lstrip("+~"))]
             searchpath = [o for o in jobs[0] if o.startswith("hydra.searchpath")]  # plugins' config groups
-            base = compose("config", overrides=[o for o in groups_only if not o.startswith("hydra")] + searchpath)
+            base = _compose(compose, [o for o in groups_only if not o.startswith("hydra")] + searchpath)
             _check_keys_exist(base, [o for o in jobs[0] if not o.startswith(("hydra.", "hydra/"))], config_dir)
             caches: dict = {}
             checked_stores: set = set()
             launch_dir = Path.cwd()
             for job in jobs:
                 job_overrides = [o for o in job if not o.startswith(("hydra.", "hydra/"))]
-                cfg = compose("config", overrides=job_overrides + searchpath)
+                cfg = _compose(compose, job_overrides + searchpath)
                 container = check_config(cfg, caches)
                 _check_launch_folder(container, launch_dir)
                 _check_tracking(container, launch_dir, checked_stores)

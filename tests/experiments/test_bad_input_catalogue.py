@@ -45,6 +45,11 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "rounds_exceed_pool": ([*SMOKE, *OFF, "loop.rounds=1000"], ["loop.rounds", "pool size"]),
     "pool_subset_zero": ([*SMOKE, *OFF, "loop.pool_subset=0"], ["loop.pool_subset", ">= 1"]),
     "warm_start_not_bool": ([*SMOKE, *OFF, "loop.warm_start=maybe"], ["loop.warm_start", "true or false"]),
+    # --- wrong types, rejected by the config schema (experiments/settings.py) while composing
+    "rounds_not_int": ([*SMOKE, *OFF, "loop.rounds=abc"], ["loop.rounds", "an integer", "'abc'"]),
+    "lr_not_number": ([*SMOKE, *OFF, "trainer.lr=fast"], ["trainer.lr", "a number", "'fast'"]),
+    "budget_not_int": ([*SMOKE, *OFF, "loop.budget=many"], ["loop.budget", "an integer or null", "'many'"]),
+    "seed_not_int_in_sweep": (["-m", *SMOKE, *OFF, "seed=0,one"], ["seed", "an integer", "'one'"]),
     "optimizer": ([*SMOKE, *OFF, "trainer.optimizer=adamx"], ["trainer.optimizer", "adam", "sgd"]),
     "lr_zero": ([*SMOKE, *OFF, "trainer.lr=0"], ["trainer.lr", "> 0"]),
     "batch_size_zero": ([*SMOKE, *OFF, "trainer.batch_size=0"], ["trainer.batch_size", ">= 1"]),

@@ -88,6 +88,23 @@ def test_sigterm_in_the_body_marks_the_run_killed(tracker, monkeypatch):
     assert _statuses(tracker) == ["KILLED"]
 
 
+def test_sigterm_right_after_a_metric_write_is_held_until_the_step_is_recorded(tracker, monkeypatch):
+    """The write committed, then the signal: the step must count as logged, or the finish of the
+    interrupted run logs that round a second time (a duplicated step, seen in test_resume_cli)."""
+    reached_safe_point = False
+    with pytest.raises(signals.RunInterrupted), signals.interruptible():
+        with tracker.run("r", {"seed": "0"}, {"a": "1"}):
+            sent = _signal_after(monkeypatch, tracker.client, "log_batch", when=lambda *a, **k: bool(k.get("metrics")))
+            tracker.log_metrics({"test_accuracy": 0.5}, step=0)
+            reached_safe_point = True
+            signals.raise_if_interrupted()  # the caller's safe point acts on the held signal
+            raise AssertionError("the held signal is raised at the safe point")  # pragma: no cover
+    assert sent == ["log_batch"]
+    assert reached_safe_point and tracker.logged_steps == {0}
+    assert _statuses(tracker) == ["KILLED"]
+    assert [m.step for m in tracker.client.get_metric_history(tracker.run_id, "test_accuracy")] == [0]
+
+
 def _child(code: str) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "ready"
