@@ -171,10 +171,10 @@ def check_leaderboard_arguments(command: str, arguments: list[str]) -> None:
     else:
         from experiments.leaderboard import build_parser
     known = build_parser().parse_args(arguments)  # exits with one line on a bad argument
-    uri = resolve_tracking_uri(known.tracking_uri, Path.cwd())
-    require_existing_store(uri)  # reading results must not create an empty store
     if known.output_dir is not None and known.output_dir.exists() and not known.output_dir.is_dir():
         raise UsageError(f"--output-dir must be a directory; got '{known.output_dir}', an existing file")
+    uri = resolve_tracking_uri(known.tracking_uri, Path.cwd())
+    require_existing_store(uri)  # reading results must not create an empty store
     if known.sweep == "latest":
         from experiments.leaderboard import latest_sweep_dir
 

@@ -69,7 +69,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "probcover_delta": ([*SMOKE, *OFF, "strategy=probcover", "strategy.params.delta=-0.5"], ["strategy.params.delta", "> 0", "-0.5"]),
     "batchbald_samples": ([*SMOKE, *OFF, "strategy=batchbald", "strategy.params.num_samples=0"], ["strategy.params.num_samples", ">= 1", "got 0"]),
     "power_beta": ([*SMOKE, *OFF, "strategy=power_bald", "strategy.params.beta=-1"], ["strategy.params.beta", ">= 0", "-1"]),
-    "epig_targets": ([*SMOKE, *OFF, "strategy=epig", "strategy.params.target_size=100000"], ["strategy.params.target_size", "pool size", "100000"]),
+    "epig_targets": ([*SMOKE, *OFF, "strategy=epig", "strategy.params.target_size=100000"], ["strategy.params.target_size", "smallest pool", "100000"]),
     "query_above_subset": ([*SMOKE, *OFF, "loop.pool_subset=10"], ["loop.query_size", "pool of 10", "loop.pool_subset"]),
     "model_option_added": ([*SMOKE, *OFF, "+model.widht=3"], ["model.widht"]),
     "download_not_bool": ([*SMOKE, *OFF, "dataset.download=perhaps"], ["dataset.download", "true or false"]),
@@ -131,8 +131,12 @@ def _run_case(name: str, base: Path) -> tuple[int, str, str, Path]:
     _prepare_case_dir(directory)
     arguments = [a.replace("{dir}", str(directory)) for a in CASES[name][0]]
     if name == "leaderboard_no_sweep":
-        # a store with a run that did not come from a sweep
-        subprocess.run([alsweep_executable(), "runs"], cwd=directory, env=cli_env(directory), capture_output=True, timeout=300)
+        # a store whose experiment holds no run from a sweep (reading commands never create one)
+        import mlflow
+
+        from experiments.settings import TrackingSettings
+
+        mlflow.MlflowClient(f"sqlite:///{directory / 'mlflow.db'}").create_experiment(TrackingSettings.experiment)
     result = subprocess.run(
         [alsweep_executable(), *arguments], cwd=directory, env=cli_env(directory), capture_output=True, text=True,
         timeout=300,
