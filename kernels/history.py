@@ -307,6 +307,8 @@ class HistoryStatistics:
     def _update_fused(
         self, probs_n_C: torch.Tensor, rows_n: torch.Tensor | None, start: int, round_index: int, check: bool
     ) -> None:
+        if probs_n_C.dtype not in (torch.float16, torch.float32):
+            probs_n_C = probs_n_C.float()  # an explicit kernels.backend=cupy with bf16/fp64 rows
         if check:
             flags, deviation = cupy_kernels.history_check(probs_n_C)
             _raise_for_problems(flags, deviation)
