@@ -72,8 +72,8 @@ def badge_seeding(
                 pick = draw_unpicked(picked_N, uniforms[b])
         picks.append(pick)
         picked_N[pick] = True
-        torch.mv(h_D_N.T, h_D_N[:, pick], out=h_dots_N)
-        torch.mv(a_C_N.T, a_C_N[:, pick], out=a_dots_N)
+        torch.mv(h_D_N.T, h_D_N[:, pick].contiguous(), out=h_dots_N)
+        torch.mv(a_C_N.T, a_C_N[:, pick].contiguous(), out=a_dots_N)
         # ||g_i − g_c||² = ||g_i||² + ||g_c||² − 2 ⟨a_i, a_c⟩⟨h_i, h_c⟩
         h_dots_N.mul_(a_dots_N).mul_(-2.0).add_(sq_norm_N).add_(sq_norm_N[pick]).clamp_(min=0.0)
         torch.minimum(min_sq_N, h_dots_N, out=min_sq_N)

@@ -91,7 +91,7 @@ def kmeans_plus_plus(
                 pick = draw_unpicked(picked_N, uniforms[m])
         picks.append(pick)
         picked_N[pick] = True
-        torch.mv(x_D_N.T, x_D_N[:, pick], out=dots_N)
+        torch.mv(x_D_N.T, x_D_N[:, pick].contiguous(), out=dots_N)
         # ||x||² + ||c||² − 2 x·c on centred data, written into the reused buffer
         dots_N.mul_(-2.0).add_(sq_norm_N).add_(sq_norm_N[pick]).clamp_(min=0.0)
         torch.minimum(min_sq_N, dots_N, out=min_sq_N)
