@@ -15,11 +15,10 @@ so one pick costs one [N, C] and one [N, D] matrix-vector product instead of an
 
 from __future__ import annotations
 
-import math
 
 import torch
 
-from kernels.clustering import draw_from_weights, draw_unpicked
+from kernels.clustering import seed_by_squared_distance
 
 
 def gradient_factors(probs_N_C: torch.Tensor) -> torch.Tensor:
@@ -48,7 +47,6 @@ def badge_seeding(
         (picks_B int64 in pick order, sq_norm_N float32 = ||g_i||²).
     """
     num_rows = probs_N_C.shape[0]
-    num_picks = min(num_picks, num_rows)
     a_N_C = gradient_factors(probs_N_C)
     h_N_D = emb_N_D.float()
     sq_norm_N = a_N_C.square().sum(dim=1) * h_N_D.square().sum(dim=1)
@@ -56,27 +54,18 @@ def badge_seeding(
     # columns, 3-4x faster on a CPU than over [N, D] rows (see kernels.kcenter._PickUpdater)
     h_D_N = h_N_D.T.contiguous()
     a_C_N = a_N_C.T.contiguous()
-    min_sq_N = torch.full((num_rows,), math.inf, dtype=torch.float32, device=h_N_D.device)
-    picked_N = torch.zeros(num_rows, dtype=torch.bool, device=h_N_D.device)
     # two reused [N] buffers: no per-pick allocation of pool-sized temporaries
     h_dots_N = torch.empty(num_rows, dtype=torch.float32, device=h_N_D.device)
     a_dots_N = torch.empty(num_rows, dtype=torch.float32, device=h_N_D.device)
-    uniforms = torch.rand(num_picks, generator=generator, device=generator.device, dtype=torch.float64).cpu()
-    picks = []
-    for b in range(num_picks):
-        if b == 0:
-            pick = int(sq_norm_N.argmax()) if num_rows else 0
-        else:
-            pick = draw_from_weights(min_sq_N, uniforms[b])
-            if pick < 0 or bool(picked_N[pick]):
-                pick = draw_unpicked(picked_N, uniforms[b])
-        picks.append(pick)
-        picked_N[pick] = True
+
+    def sq_distances_to(pick: int) -> torch.Tensor:
         torch.mv(h_D_N.T, h_D_N[:, pick].contiguous(), out=h_dots_N)
         torch.mv(a_C_N.T, a_C_N[:, pick].contiguous(), out=a_dots_N)
         # ||g_i − g_c||² = ||g_i||² + ||g_c||² − 2 ⟨a_i, a_c⟩⟨h_i, h_c⟩
-        h_dots_N.mul_(a_dots_N).mul_(-2.0).add_(sq_norm_N).add_(sq_norm_N[pick]).clamp_(min=0.0)
-        torch.minimum(min_sq_N, h_dots_N, out=min_sq_N)
-        # a pick's own distance can round above 0; pinning it keeps it out of later draws (minima never rise)
-        min_sq_N[pick] = 0.0
-    return torch.tensor(picks, dtype=torch.int64, device=probs_N_C.device), sq_norm_N
+        return h_dots_N.mul_(a_dots_N).mul_(-2.0).add_(sq_norm_N).add_(sq_norm_N[pick]).clamp_(min=0.0)
+
+    picks_B = seed_by_squared_distance(
+        num_rows, min(num_picks, num_rows), lambda uniform: int(sq_norm_N.argmax()), sq_distances_to, generator,
+        h_N_D.device,
+    )
+    return picks_B.to(probs_N_C.device), sq_norm_N

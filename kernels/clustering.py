@@ -17,6 +17,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -58,46 +59,72 @@ def draw_unpicked(picked_N: torch.Tensor, uniform: torch.Tensor) -> int:
     return draw_from_weights((~picked_N).double(), uniform)
 
 
-def kmeans_plus_plus(
-    emb_N_D: torch.Tensor, num_centres: int, generator: torch.Generator
+def seed_by_squared_distance(
+    num_rows: int,
+    num_picks: int,
+    first_pick: Callable[[torch.Tensor], int],
+    sq_distances_to: Callable[[int], torch.Tensor],
+    generator: torch.Generator,
+    device: torch.device,
 ) -> torch.Tensor:
-    """k-means++ seeding: the first centre uniform, each next one drawn with P ∝ D(x)² (Arthur & Vassilvitskii 2007).
+    """The D² sampling loop of k-means++ seeding, over any squared distance.
 
-    State is one min-distance vector [N], updated with one [N] block per pick (a
-    matrix-vector product on the centred data). Draws: one float64 uniform per pick
-    from ``generator``; identical points are never picked twice (their weight is 0;
-    if all are 0, the next pick is uniform over the unpicked rows).
+    ``first_pick(uniform)`` chooses the first row; each next row is drawn with P(i) ∝ the
+    squared distance min_j d²(i, pick_j) to the picks so far (one float64 uniform from
+    ``generator`` per pick, inverted through the CDF). ``sq_distances_to(pick)`` returns
+    d²(·, pick) as an [N] float32 tensor (it may reuse one buffer). Identical rows have weight
+    0 and are never picked twice; if every remaining weight is 0, the pick is uniform over
+    the unpicked rows.
 
     Returns:
-        picks_M int64 [min(M, N)] pool rows, in pick order.
+        picks_M int64 [num_picks] rows, in pick order, on ``device``.
     """
-    num_rows = emb_N_D.shape[0]
-    num_picks = min(num_centres, num_rows)
-    x_N_D, sq_norm_N = centred(emb_N_D)
-    # feature-major: each pick's product is a gemv over contiguous columns, 3-4x faster on a CPU
-    x_D_N = x_N_D.T.contiguous()
-    del x_N_D
-    min_sq_N = torch.full((num_rows,), math.inf, dtype=torch.float32, device=x_D_N.device)
-    picked_N = torch.zeros(num_rows, dtype=torch.bool, device=x_D_N.device)
-    dots_N = torch.empty(num_rows, dtype=torch.float32, device=x_D_N.device)
+    min_sq_N = torch.full((num_rows,), math.inf, dtype=torch.float32, device=device)
+    picked_N = torch.zeros(num_rows, dtype=torch.bool, device=device)
     uniforms = torch.rand(num_picks, generator=generator, device=generator.device, dtype=torch.float64).cpu()
     picks = []
     for m in range(num_picks):
         if m == 0:
-            pick = min(int(uniforms[0] * num_rows), num_rows - 1)
+            pick = first_pick(uniforms[0])
         else:
             pick = draw_from_weights(min_sq_N, uniforms[m])
             if pick < 0 or bool(picked_N[pick]):
                 pick = draw_unpicked(picked_N, uniforms[m])
         picks.append(pick)
         picked_N[pick] = True
-        torch.mv(x_D_N.T, x_D_N[:, pick].contiguous(), out=dots_N)
-        # ||x||² + ||c||² − 2 x·c on centred data, written into the reused buffer
-        dots_N.mul_(-2.0).add_(sq_norm_N).add_(sq_norm_N[pick]).clamp_(min=0.0)
-        torch.minimum(min_sq_N, dots_N, out=min_sq_N)
+        torch.minimum(min_sq_N, sq_distances_to(pick), out=min_sq_N)
         # a pick's own distance can round above 0; pinning it keeps it out of later draws (minima never rise)
         min_sq_N[pick] = 0.0
-    return torch.tensor(picks, dtype=torch.int64, device=emb_N_D.device)
+    return torch.tensor(picks, dtype=torch.int64, device=device)
+
+
+def kmeans_plus_plus(
+    emb_N_D: torch.Tensor, num_centres: int, generator: torch.Generator
+) -> torch.Tensor:
+    """k-means++ seeding: the first centre uniform, each next one drawn with P ∝ D(x)² (Arthur & Vassilvitskii 2007).
+
+    State is one min-distance vector [N], updated with one [N] block per pick (a
+    matrix-vector product on the centred data); the draws are `seed_by_squared_distance`'s.
+
+    Returns:
+        picks_M int64 [min(M, N)] pool rows, in pick order.
+    """
+    num_rows = emb_N_D.shape[0]
+    x_N_D, sq_norm_N = centred(emb_N_D)
+    # feature-major: each pick's product is a gemv over contiguous columns, 3-4x faster on a CPU
+    x_D_N = x_N_D.T.contiguous()
+    del x_N_D
+    dots_N = torch.empty(num_rows, dtype=torch.float32, device=x_D_N.device)  # reused by every pick
+
+    def sq_distances_to(pick: int) -> torch.Tensor:
+        torch.mv(x_D_N.T, x_D_N[:, pick].contiguous(), out=dots_N)
+        # ||x||² + ||c||² − 2 x·c on centred data, written into the reused buffer
+        return dots_N.mul_(-2.0).add_(sq_norm_N).add_(sq_norm_N[pick]).clamp_(min=0.0)
+
+    return seed_by_squared_distance(
+        num_rows, min(num_centres, num_rows), lambda uniform: min(int(uniform * num_rows), num_rows - 1),
+        sq_distances_to, generator, emb_N_D.device,
+    )
 
 
 def assign_to_centres(
