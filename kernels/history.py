@@ -243,22 +243,16 @@ class HistoryStatistics:
         if round_index is None:
             round_index = self.rounds_seen
         device = self.n_observed_N.device
-        if self._fused(probs_n_C):
-            rows_n = None
-            if observed_n is not None:
-                observed_n = observed_n.to(device=device, dtype=torch.bool)
-                rows_n = observed_n.nonzero().squeeze(1)
-                probs_n_C = probs_n_C.to(device)[rows_n]
-                rows_n += start
-            self._update_fused(probs_n_C.to(device), rows_n, start, round_index, check)
-            return
         rows = slice(start, start + probs_n_C.shape[0])
-        block_rows = rows_per_block(self)
         if observed_n is not None:
             observed_n = observed_n.to(device=device, dtype=torch.bool)
             if bool(observed_n.all()):
                 observed_n = None
         if observed_n is None:
+            if self._fused(probs_n_C):
+                self._update_fused(probs_n_C.to(device), None, start, round_index, check)
+                return
+            block_rows = rows_per_block(self)
             for offset in range(0, probs_n_C.shape[0], block_rows):
                 stop = min(offset + block_rows, probs_n_C.shape[0])
                 block = probs_n_C[offset:stop].to(device=device)
@@ -390,7 +384,8 @@ class HistoryStatistics:
 
 
 def _raise_for_problems(flags: int, deviation: float) -> None:
-    """The HistoryInputError `_check_block` raises, from the fused check's problem bits."""
+    """The HistoryInputError for bad rows, from problem bits: 1 non-finite, 2 a row sum off 1 by
+    ``deviation``, 4 a negative entry (the fused check's bits; `_check_block` uses the same)."""
     if flags & 1:
         raise HistoryInputError("probabilities must be finite; got NaN or infinite values")
     if flags & 2:
@@ -406,11 +401,9 @@ def _check_block(p_n_C: torch.Tensor) -> None:
     sums_n = _row_sums(p_n_C)
     worst = float((sums_n - 1.0).abs().max())  # NaN and inf rows propagate into the max
     if not worst <= 1e-2:
-        if not bool(torch.isfinite(p_n_C).all()):
-            raise HistoryInputError("probabilities must be finite; got NaN or infinite values")
-        raise HistoryInputError(f"probabilities must sum to 1 over classes; a row deviates by {worst:.3g}")
+        _raise_for_problems(2 if bool(torch.isfinite(p_n_C).all()) else 1, worst)
     if float(p_n_C.amin()) < 0:
-        raise HistoryInputError("probabilities must be non-negative; got negative entries")
+        _raise_for_problems(4, worst)
 
 
 def _require(stats: HistoryStatistics, score: str) -> None:
