@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,35 @@ def standardise_uint8(
     )
 
 
+def standardised_dataset(
+    name: str,
+    train_raw: torch.Tensor,
+    train_y: torch.Tensor,
+    test_raw: torch.Tensor,
+    test_y: torch.Tensor,
+    standardise_splits: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    num_classes: int,
+    source: str,
+) -> ALDataset:
+    """Fingerprint the raw splits, standardise them with ``standardise_splits``, and wrap them in an `ALDataset`.
+
+    The fingerprint is taken before standardising, so it names the data, not the preprocessing.
+    """
+    fingerprint = fingerprint_tensors({"train_x": train_raw, "train_y": train_y, "test_x": test_raw, "test_y": test_y})
+    train_x, test_x = standardise_splits(train_raw, test_raw)
+    return ALDataset(
+        name=name,
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
+        num_classes=num_classes,
+        input_shape=tuple(train_x.shape[1:]),
+        fingerprint=fingerprint,
+        source=source,
+    )
+
+
 def uint8_image_dataset(
     name: str,
     train_u8: torch.Tensor,
@@ -157,19 +186,10 @@ def uint8_image_dataset(
     max_value: float,
     source: str,
 ) -> ALDataset:
-    """Fingerprint the raw [N, C, H, W] uint8 splits, standardise them, and wrap them in an `ALDataset`."""
-    fingerprint = fingerprint_tensors({"train_x": train_u8, "train_y": train_y, "test_x": test_u8, "test_y": test_y})
-    train_x, test_x = standardise_uint8(train_u8, test_u8, max_value)
-    return ALDataset(
-        name=name,
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
-        num_classes=10,
-        input_shape=tuple(train_x.shape[1:]),
-        fingerprint=fingerprint,
-        source=source,
+    """A 10-class dataset of raw [N, C, H, W] uint8 image splits (`standardised_dataset`)."""
+    return standardised_dataset(
+        name, train_u8, train_y, test_u8, test_y,
+        lambda train, test: standardise_uint8(train, test, max_value), num_classes=10, source=source,
     )
 
 

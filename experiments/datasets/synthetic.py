@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from experiments.datasets.base import ALDataset, fingerprint_tensors, is_int, is_real, need_int, resolve_options, standardise
+from experiments.datasets.base import ALDataset, is_int, is_real, need_int, resolve_options, standardise, standardised_dataset
 from experiments.datasets.registry import register_dataset
 from experiments.errors import ConfigError
 
@@ -67,19 +67,7 @@ def _load_synthetic(name: str, root: Path | None, download: bool, options: Mappi
 
     train_x, train_y = draw(o["train_size"], "train")
     test_x, test_y = draw(o["test_size"], "test")
-    fingerprint = fingerprint_tensors({"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y})
-    train_x, test_x = standardise(train_x, test_x)
-    return ALDataset(
-        name=name,
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
-        num_classes=c,
-        input_shape=(f,),
-        fingerprint=fingerprint,
-        source="generated",
-    )
+    return standardised_dataset(name, train_x, train_y, test_x, test_y, standardise, num_classes=c, source="generated")
 
 
 def _synthetic_sizes(name: str, root: Path | None, options: Mapping[str, Any]) -> tuple[int, int]:
