@@ -193,12 +193,14 @@ def _write_learning_curve(results: list[RoundResult], output_dir: Path, dataset:
     return [csv_path, png_path]
 
 
-def check_strategy_values(settings: ExperimentSettings, train_size: int) -> None:
-    """The strategy's parameter values (δ, M, β, τ, a target set within the pool, ...), before any training.
+def check_against_pool(settings: ExperimentSettings, train_size: int) -> None:
+    """The loop's sizes against the dataset, then the strategy's parameter values (δ, M, β, τ,
+    a target set within the pool, ...), before any training.
 
-    Compared with the smallest pool the run will query, so a value that only becomes
-    wrong in a late round (an EPIG target set larger than the shrinking pool) fails now.
+    The values are compared with the smallest pool the run will query, so one that only
+    becomes wrong in a late round (an EPIG target set larger than the shrinking pool) fails now.
     """
+    check_against_dataset(settings.loop, train_size)
     sizes = [pool for pool, _ in pool_sizes_at_select(settings.loop, train_size)]
     settings.strategy.check_param_values(settings.strategy_params, min(sizes) if sizes else None)
 
@@ -229,8 +231,7 @@ def check_config(cfg: DictConfig, caches: dict | None = None) -> dict:
                 "replace the file, or delete it and set dataset.download=true"
             ) from None
     dataset = caches[dataset_key]
-    check_against_dataset(settings.loop, dataset.train_size)
-    check_strategy_values(settings, dataset.train_size)
+    check_against_pool(settings, dataset.train_size)
     model_key = ("model", dataset_key, repr(sorted(container["model"].items())))
     if model_key not in caches:
         caches[model_key] = build_model(
@@ -253,8 +254,7 @@ def prepare(cfg: DictConfig) -> tuple[ExperimentSettings, ALDataset, dict, torch
     dataset = load_dataset(
         settings.dataset.name, root=settings.dataset.root, download=settings.dataset.download, **settings.dataset.options
     )
-    check_against_dataset(settings.loop, dataset.train_size)
-    check_strategy_values(settings, dataset.train_size)
+    check_against_pool(settings, dataset.train_size)
     probe = build_model(
         settings.model.name, input_shape=dataset.input_shape, num_classes=dataset.num_classes, **settings.model.options
     )
